@@ -1,0 +1,1 @@
+"""pgstack-lab: a local lab of systemd-nspawn Debian hosts for converging and testing pgstack."""

@@ -1,0 +1,247 @@
+"""The lab as a whole: up, down and status over the hosts an inventory names."""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgstack_lab.errors import PreconditionError
+from pgstack_lab.image import Images
+from pgstack_lab.machine import Machine
+from pgstack_lab.network import Network, netns_name, veth_name
+from pgstack_lab.spec import HostSpec, LabSpec
+from pgstack_lab.system import Runner
+
+log = logging.getLogger(__name__)
+
+BOOT_TIMEOUT = 120.0
+# Debian packages the lab needs on the machine that runs it, by the command each provides.
+REQUIRED_TOOLS = {
+    "debootstrap": "debootstrap",
+    "systemd-nspawn": "systemd-container",
+    "iptables": "iptables",
+    "ip": "iproute2",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+}
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    address: str
+    release: str
+    state: str  # running | stopped | stale
+    pid: int | None
+
+
+class Lab:
+    """Machine-wide state lives under ``root`` (images, machines, shared apt archives); the
+    controller's side (SSH key, known_hosts) lives in the repository's ``.lab`` directory."""
+
+    def __init__(self, root: Path, lab_dir: Path, runner: Runner) -> None:
+        self.root = root
+        self.lab_dir = lab_dir
+        self.runner = runner
+        self.images = Images(root / "images", runner)
+        self.network = Network(runner)
+        self.machines_root = root / "machines"
+        self.ssh_dir = lab_dir / "ssh"
+        self.key_file = self.ssh_dir / "id_ed25519"
+        self.known_hosts = self.ssh_dir / "known_hosts"
+        self.network_state = root / "network.json"
+
+    # --- helpers ---------------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    def machine(self, name: str) -> Machine:
+        return Machine(self.machines_root, name)
+
+    def known_machines(self) -> list[Machine]:
+        if not self.machines_root.is_dir():
+            return []
+        return [self.machine(p.name) for p in sorted(self.machines_root.iterdir()) if p.is_dir()]
+
+    def ssh_base(self) -> list[str]:
+        return [
+            "ssh",
+            "-i",
+            str(self.key_file),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+
+    def ensure_prerequisites(self) -> None:
+        missing = sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)})
+        if not missing:
+            return
+        log.info("installing %s", " ".join(missing))
+        self.runner.run(["apt-get", "update", "-qq"])
+        self.runner.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing])
+
+    def ensure_key(self) -> str:
+        self.lab_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.lab_dir.chmod(0o700)
+        self.ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        if not self.key_file.exists():
+            self.runner.run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "pgstack-lab controller",
+                    "-f",
+                    str(self.key_file),
+                ]
+            )
+        return self.key_file.with_suffix(".pub").read_text()
+
+    def write_known_hosts(self, spec: LabSpec) -> None:
+        lines = []
+        for host in spec.hosts:
+            key = self.machine(host.name).host_public_key()
+            if key:
+                names = f"{host.address},{host.name},{host.fqdn(spec.domain)}"
+                lines.append(f"{names} ssh-ed25519 {key}")
+        self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.known_hosts.write_text("".join(line + "\n" for line in lines))
+
+    # --- status ----------------------------------------------------------------------------
+    def status(self, spec: LabSpec) -> list[HostStatus]:
+        result = []
+        for host in spec.hosts:
+            machine = self.machine(host.name)
+            state = machine.state()
+            if machine.running():
+                label = "running"
+            elif machine.dir.exists() or netns_name(host) in self.network.namespaces():
+                label = "stale"
+            else:
+                label = "stopped"
+            result.append(
+                HostStatus(
+                    host.name,
+                    str(host.address),
+                    host.release,
+                    label,
+                    state.pid if state and label == "running" else None,
+                )
+            )
+        return result
+
+    # --- up --------------------------------------------------------------------------------
+    def up(self, spec: LabSpec, hosts: tuple[HostSpec, ...]) -> list[HostStatus]:
+        self.ensure_prerequisites()
+        authorized_key = self.ensure_key()
+        with self.locked():
+            self._check_foreign_lab(spec)
+            previous_forward = self.network.ensure_gateway(spec)
+            if not self.network_state.exists():
+                self.network_state.write_text(
+                    json.dumps(
+                        {"network": str(spec.network), "ip_forward_was_on": previous_forward}
+                    )
+                    + "\n"
+                )
+            started: list[tuple[HostSpec, Machine]] = []
+            for host in hosts:
+                machine = self.machine(host.name)
+                if machine.running():
+                    log.info("%s is running: reusing it", host.name)
+                    continue
+                self._clean_host(host, machine)
+                image = self.images.ensure(host.release)
+                log.info("making %s (%s, %s)", host.name, host.address, host.release)
+                machine.create_rootfs(image, host, spec, authorized_key, self.runner)
+                self.network.attach(host, spec)
+                machine.start(host, self.root / "apt" / host.release)
+                started.append((host, machine))
+            self.write_known_hosts(spec)
+            for host, machine in started:
+                state = machine.wait_booted(host, self.ssh_base(), BOOT_TIMEOUT)
+                log.info("%s booted (%s)", host.name, state)
+        return self.status(spec)
+
+    def _check_foreign_lab(self, spec: LabSpec) -> None:
+        try:
+            recorded = json.loads(self.network_state.read_text())["network"]
+        except (OSError, ValueError, KeyError):
+            return
+        if recorded != str(spec.network) and any(m.running() for m in self.known_machines()):
+            raise PreconditionError(
+                f"a lab on {recorded} is running; this inventory uses {spec.network}: "
+                "run `pgstack-lab down --all` first"
+            )
+
+    def _clean_host(self, host: HostSpec, machine: Machine) -> None:
+        """Remove what a dead or killed run left for this host: netns, veth, rootfs copy."""
+        state = machine.state()
+        if machine.dir.exists():
+            log.info("%s: removing stale machine directory", host.name)
+        machine.stop()
+        self.network.detach(ns=netns_name(host), veth=veth_name(host))
+        if state is not None and state.veth != veth_name(host):
+            self.network.detach(ns=state.netns, veth=state.veth)
+        machine.remove()
+
+    # --- down ------------------------------------------------------------------------------
+    def down(self, spec: LabSpec | None, hosts: tuple[HostSpec, ...] | None) -> None:
+        """Stop and remove the named hosts (all known ones when hosts is None); when no lab
+        machine is left, remove the bridge, NAT rules and every leftover namespace and veth."""
+        with self.locked():
+            if hosts is None:
+                for machine in self.known_machines():
+                    state = machine.state()
+                    machine.stop()
+                    if state is not None:
+                        self.network.detach(ns=state.netns, veth=state.veth)
+                    machine.remove()
+            else:
+                for host in hosts:
+                    self._clean_host(host, self.machine(host.name))
+            if not self.known_machines():
+                self._remove_shared(spec)
+            if spec is not None:
+                self.write_known_hosts(spec)
+
+    def _remove_shared(self, spec: LabSpec | None) -> None:
+        for ns in self.network.namespaces():
+            self.network.detach(ns=ns)
+        for veth in self.network.veths():
+            self.network.detach(veth=veth)
+        try:
+            recorded = json.loads(self.network_state.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        networks = {str(spec.network)} if spec is not None else set()
+        if "network" in recorded:
+            networks.add(recorded["network"])
+        for net in sorted(networks):
+            self.network.remove_gateway(
+                ipaddress.IPv4Network(net), recorded.get("ip_forward_was_on")
+            )
+        self.network_state.unlink(missing_ok=True)

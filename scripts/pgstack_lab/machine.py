@@ -1,0 +1,223 @@
+"""One lab host: a copy of the release image booted with systemd-nspawn in its own netns."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pgstack_lab.errors import BootError
+from pgstack_lab.network import netns_name, veth_name
+from pgstack_lab.spec import HostSpec, LabSpec
+from pgstack_lab.system import Runner
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class MachineState:
+    """What machine.json records once a machine has been started."""
+
+    name: str
+    address: str
+    release: str
+    pid: int
+    netns: str
+    veth: str
+
+
+def _pid_alive_as(pid: int, rootfs: Path) -> bool:
+    """True when pid is a running systemd-nspawn for exactly this rootfs (guards PID reuse)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    if "\nState:\tZ" in status:
+        return False
+    argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    return bool(argv) and argv[0].endswith("systemd-nspawn") and f"--directory={rootfs}" in argv
+
+
+class Machine:
+    def __init__(self, root: Path, name: str) -> None:
+        self.name = name
+        self.dir = root / name
+        self.rootfs = self.dir / "rootfs"
+        self.state_file = self.dir / "machine.json"
+        self.console_log = self.dir / "console.log"
+
+    def state(self) -> MachineState | None:
+        try:
+            return MachineState(**json.loads(self.state_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def running(self) -> bool:
+        state = self.state()
+        return state is not None and _pid_alive_as(state.pid, self.rootfs)
+
+    def host_public_key(self) -> str | None:
+        try:
+            return (self.rootfs / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split(" ")[1]
+        except (OSError, IndexError):
+            return None
+
+    # --- making ----------------------------------------------------------------------------
+    def create_rootfs(
+        self, image: Path, host: HostSpec, spec: LabSpec, authorized_key: str, runner: Runner
+    ) -> None:
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        tmp = self.dir / "rootfs.tmp"
+        runner.run(["cp", "-a", "--reflink=auto", str(image), str(tmp)])
+        (tmp / "etc/hostname").write_text(host.name + "\n")
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        lines += [f"{h.address}\t{h.fqdn(spec.domain)}\t{h.name}" for h in spec.hosts]
+        (tmp / "etc/hosts").write_text("\n".join(lines) + "\n")
+        ssh_dir = tmp / "root/.ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(authorized_key.strip() + "\n")
+        (ssh_dir / "authorized_keys").chmod(0o600)
+        runner.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"root@{host.name}",
+                "-f",
+                str(tmp / "etc/ssh/ssh_host_ed25519_key"),
+            ]
+        )
+        (tmp / "etc/ssh/sshd_config.d/pgstack-lab.conf").write_text(
+            "# pgstack lab host: key login only, one host key made for this machine\n"
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+        )
+        tmp.rename(self.rootfs)
+
+    def start(self, host: HostSpec, apt_archive: Path) -> MachineState:
+        apt_archive.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "systemd-nspawn",
+            "--quiet",
+            "--register=no",
+            "--keep-unit",
+            "--boot",
+            f"--directory={self.rootfs}",
+            f"--machine={host.name}",
+            f"--network-namespace-path=/run/netns/{netns_name(host)}",
+            f"--bind={apt_archive}:/var/cache/apt/archives",
+            "--link-journal=no",
+            "--resolv-conf=copy-host",
+            "--timezone=copy",
+            "--console=read-only",
+        ]
+        with self.console_log.open("ab") as console:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        state = MachineState(
+            name=host.name,
+            address=str(host.address),
+            release=host.release,
+            pid=proc.pid,
+            netns=netns_name(host),
+            veth=veth_name(host),
+        )
+        self.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
+        return state
+
+    def wait_booted(self, host: HostSpec, ssh_base: list[str], timeout: float) -> str:
+        """Wait until systemd inside reports running (or degraded); return that state."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.running():
+                tail = self._console_tail()
+                raise BootError(f"{host.name}: systemd-nspawn exited during boot; console:\n{tail}")
+            try:
+                proc = subprocess.run(
+                    [
+                        *ssh_base,
+                        "-o",
+                        "ConnectTimeout=2",
+                        f"root@{host.address}",
+                        "systemctl",
+                        "is-system-running",
+                        "--wait",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                    timeout=max(1.0, deadline - time.monotonic()),
+                )
+            except subprocess.TimeoutExpired:
+                break
+            state = proc.stdout.strip()
+            if state in ("running", "degraded"):
+                return state
+            errors = proc.stderr.strip().splitlines()
+            last = state or (errors[-1] if errors else "no answer")
+            time.sleep(1)
+        raise BootError(
+            f"{host.name}: not reachable over SSH within {timeout:.0f} s "
+            f"(last answer: {last}); console log: {self.console_log}"
+        )
+
+    def _console_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.console_log.read_text(errors="replace")
+        except OSError:
+            return "(no console log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- unmaking --------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop the machine by its recorded PID: poweroff first, SIGKILL if it hangs."""
+        state = self.state()
+        if state is None or not _pid_alive_as(state.pid, self.rootfs):
+            return
+        log.info("stopping %s (pid %d)", self.name, state.pid)
+        os.kill(state.pid, signal.SIGTERM)  # nspawn forwards it as an orderly poweroff
+        if self._wait_gone(state.pid, STOP_TIMEOUT):
+            return
+        log.warning(
+            "%s did not power off in %.0f s: killing pid %d", self.name, STOP_TIMEOUT, state.pid
+        )
+        os.kill(state.pid, signal.SIGKILL)
+        if not self._wait_gone(state.pid, 10.0):
+            raise BootError(f"{self.name}: systemd-nspawn pid {state.pid} survived SIGKILL")
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive_as(pid, self.rootfs):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def remove(self) -> None:
+        if self.running():
+            raise BootError(f"{self.name}: refusing to delete the rootfs of a running machine")
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
