@@ -66,6 +66,9 @@ class Lab:
             fcntl.flock(fh, fcntl.LOCK_EX)
             yield
 
+    def apt_archive(self, release: str) -> Path:
+        return self.root / "apt" / release
+
     def machine(self, name: str) -> Machine:
         return Machine(self.machines_root, name)
 
@@ -172,13 +175,16 @@ class Lab:
                 machine = self.machine(host.name)
                 if machine.running():
                     log.info("%s is running: reusing it", host.name)
+                    machine.harvest_packages(self.apt_archive(host.release))
                     continue
                 self._clean_host(host, machine)
                 image = self.images.ensure(host.release)
                 log.info("making %s (%s, %s)", host.name, host.address, host.release)
                 machine.create_rootfs(image, host, spec, authorized_key, self.runner)
+                seeded = machine.seed_packages(self.apt_archive(host.release))
+                log.debug("%s: %d cached packages", host.name, seeded)
                 self.network.attach(host, spec)
-                machine.start(host, self.root / "apt" / host.release)
+                machine.start(host)
                 started.append((host, machine))
             self.write_known_hosts(spec)
             for host, machine in started:
@@ -201,8 +207,9 @@ class Lab:
         """Remove what a dead or killed run left for this host: netns, veth, rootfs copy."""
         state = machine.state()
         if machine.dir.exists():
-            log.info("%s: removing stale machine directory", host.name)
+            log.info("%s: removing machine directory", host.name)
         machine.stop()
+        machine.harvest_packages(self.apt_archive(host.release))
         self.network.detach(ns=netns_name(host), veth=veth_name(host))
         if state is not None and state.veth != veth_name(host):
             self.network.detach(ns=state.netns, veth=state.veth)
@@ -217,6 +224,8 @@ class Lab:
                 for machine in self.known_machines():
                     state = machine.state()
                     machine.stop()
+                    if state is not None:
+                        machine.harvest_packages(self.apt_archive(state.release))
                     if state is not None:
                         self.network.detach(ns=state.netns, veth=state.veth)
                     machine.remove()

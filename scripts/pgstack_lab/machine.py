@@ -34,6 +34,23 @@ class MachineState:
     veth: str
 
 
+def _link_debs(source: Path, target: Path) -> int:
+    if not source.is_dir():
+        return 0
+    target.mkdir(parents=True, exist_ok=True)
+    linked = 0
+    for deb in source.glob("*.deb"):
+        dest = target / deb.name
+        if dest.exists():
+            continue
+        try:
+            os.link(deb, dest)
+        except OSError:
+            shutil.copy2(deb, dest)
+        linked += 1
+    return linked
+
+
 def _pid_alive_as(pid: int, rootfs: Path) -> bool:
     """True when pid is a running systemd-nspawn for exactly this rootfs (guards PID reuse)."""
     try:
@@ -110,8 +127,20 @@ class Machine:
         )
         tmp.rename(self.rootfs)
 
-    def start(self, host: HostSpec, apt_archive: Path) -> MachineState:
-        apt_archive.mkdir(parents=True, exist_ok=True)
+    def seed_packages(self, shared: Path) -> int:
+        """Hard-link the shared .deb archive into this machine's apt cache; returns the count.
+
+        Each host keeps its own /var/cache/apt/archives (apt locks that directory, so a shared
+        bind mount would make parallel installs on several hosts fail), but starts with every
+        package a lab host has downloaded before: apt verifies and reuses them.
+        """
+        return _link_debs(shared, self.rootfs / "var/cache/apt/archives")
+
+    def harvest_packages(self, shared: Path) -> int:
+        """Hard-link packages this machine downloaded into the shared archive; returns the count."""
+        return _link_debs(self.rootfs / "var/cache/apt/archives", shared)
+
+    def start(self, host: HostSpec) -> MachineState:
         argv = [
             "systemd-nspawn",
             "--quiet",
@@ -121,7 +150,6 @@ class Machine:
             f"--directory={self.rootfs}",
             f"--machine={host.name}",
             f"--network-namespace-path=/run/netns/{netns_name(host)}",
-            f"--bind={apt_archive}:/var/cache/apt/archives",
             "--link-journal=no",
             "--resolv-conf=copy-host",
             "--timezone=copy",
