@@ -1,0 +1,99 @@
+"""Shared by the PostgreSQL end-to-end tests: PLAY RECAP parsing and libpq connection strings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal, Protocol
+
+from psycopg.conninfo import make_conninfo
+
+PORT = 5432
+DATABASE = "app"
+
+# Login roles of inventory/lab/group_vars/postgres/main.yml -> the lab secret with its password.
+ROLE_SECRETS = {
+    "app": "postgresql_app",
+    "app_migration": "postgresql_app_migration",
+    "pgstack_monitoring": "postgresql_monitoring",
+}
+
+SSL_QUERY = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+
+_RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
+
+
+class DbHost(Protocol):
+    """The lab's database host as the e2e conftest describes it."""
+
+    name: str
+    fqdn: str
+    address: str
+
+
+def parse_recap(output: str) -> dict[str, dict[str, int]]:
+    """Return {host: {"ok": n, "changed": n, "failed": n, ...}} from the last PLAY RECAP."""
+    if "PLAY RECAP" not in output:
+        raise AssertionError(f"no PLAY RECAP in ansible-playbook output:\n{output[-3000:]}")
+    recap: dict[str, dict[str, int]] = {}
+    for line in output.rsplit("PLAY RECAP", 1)[1].splitlines()[1:]:
+        match = _RECAP_LINE.match(line.strip())
+        if match is None:
+            continue
+        counts = re.findall(r"(\w+)=(\d+)", match["counts"])
+        recap[match["host"]] = {key: int(value) for key, value in counts}
+    if not recap:
+        raise AssertionError(f"empty PLAY RECAP in ansible-playbook output:\n{output[-3000:]}")
+    return recap
+
+
+def failure_messages(output: str) -> str:
+    """The messages of failed tasks in ansible-playbook output, without the rest of the log.
+
+    ansible-core prints each failure as an `[ERROR]: ...` block (up to its `Origin:` line) and the
+    failed result's `msg:`; task names and dumped argument specs (which name every variable) are
+    left out, so a test can check that the message itself names the offending variable.
+    """
+    messages: list[str] = []
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("[ERROR]:"):
+            block = [line]
+            for follow in lines[index + 1 :]:
+                if not follow.strip() or follow.startswith("Origin:"):
+                    break
+                block.append(follow)
+            messages.append("\n".join(block))
+        elif line.strip().startswith("msg:"):
+            messages.append(line.strip())
+    return "\n".join(messages)
+
+
+def conninfo(
+    host: DbHost,
+    user: str,
+    root_cert: Path,
+    *,
+    by: Literal["fqdn", "address"] = "fqdn",
+    sslmode: str = "verify-full",
+    dbname: str = DATABASE,
+) -> str:
+    """A libpq connection string without the password (pass that separately, never in argv).
+
+    by="fqdn" names the server by its FQDN (checked against the certificate) and connects to its
+    address without DNS; by="address" names and reaches it by IP (checked against the IP SANs).
+    """
+    params: dict[str, str | int] = {
+        "port": PORT,
+        "dbname": dbname,
+        "user": user,
+        "sslmode": sslmode,
+        "sslrootcert": str(root_cert),
+        "connect_timeout": 10,
+        "application_name": "pgstack-e2e",
+    }
+    if by == "fqdn":
+        params.update(host=host.fqdn, hostaddr=host.address)
+    else:
+        params.update(host=host.address)
+    return make_conninfo("", **params)
