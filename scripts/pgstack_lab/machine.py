@@ -30,6 +30,7 @@ class MachineState:
     address: str
     release: str
     pid: int
+    pid_start: int
     netns: str
     veth: str
 
@@ -51,17 +52,22 @@ def _link_debs(source: Path, target: Path) -> int:
     return linked
 
 
-def _pid_alive_as(pid: int, rootfs: Path) -> bool:
-    """True when pid is a running systemd-nspawn for exactly this rootfs (guards PID reuse)."""
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of a live process (clock ticks since boot), None when it is gone
+    or a zombie. A (pid, start time) pair names one process for good, whatever PIDs are reused."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    if "\nState:\tZ" in status:
-        return False
-    argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-    return bool(argv) and argv[0].endswith("systemd-nspawn") and f"--directory={rootfs}" in argv
+        return None
+    # Fields after the command name, which is in parentheses and may itself hold spaces.
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def _alive(state: MachineState) -> bool:
+    return process_start_time(state.pid) == state.pid_start
 
 
 class Machine:
@@ -80,7 +86,7 @@ class Machine:
 
     def running(self) -> bool:
         state = self.state()
-        return state is not None and _pid_alive_as(state.pid, self.rootfs)
+        return state is not None and _alive(state)
 
     def host_public_key(self) -> str | None:
         try:
@@ -163,11 +169,15 @@ class Machine:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        started = process_start_time(proc.pid)
+        if started is None:
+            raise BootError(f"{host.name}: systemd-nspawn exited at once; see {self.console_log}")
         state = MachineState(
             name=host.name,
             address=str(host.address),
             release=host.release,
             pid=proc.pid,
+            pid_start=started,
             netns=netns_name(host),
             veth=veth_name(host),
         )
@@ -223,23 +233,24 @@ class Machine:
     def stop(self) -> None:
         """Stop the machine by its recorded PID: poweroff first, SIGKILL if it hangs."""
         state = self.state()
-        if state is None or not _pid_alive_as(state.pid, self.rootfs):
+        if state is None or not _alive(state):
             return
         log.info("stopping %s (pid %d)", self.name, state.pid)
         os.kill(state.pid, signal.SIGTERM)  # nspawn forwards it as an orderly poweroff
-        if self._wait_gone(state.pid, STOP_TIMEOUT):
+        if self._wait_gone(state, STOP_TIMEOUT):
             return
         log.warning(
             "%s did not power off in %.0f s: killing pid %d", self.name, STOP_TIMEOUT, state.pid
         )
         os.kill(state.pid, signal.SIGKILL)
-        if not self._wait_gone(state.pid, 10.0):
+        if not self._wait_gone(state, 10.0):
             raise BootError(f"{self.name}: systemd-nspawn pid {state.pid} survived SIGKILL")
 
-    def _wait_gone(self, pid: int, timeout: float) -> bool:
+    @staticmethod
+    def _wait_gone(state: MachineState, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive_as(pid, self.rootfs):
+            if not _alive(state):
                 return True
             time.sleep(0.2)
         return False

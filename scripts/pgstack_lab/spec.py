@@ -131,14 +131,19 @@ def parse_spec(data: Any, source: str, release_override: str | None = None) -> L
     if release_override is not None and release_override not in RELEASES:
         raise SpecError(f"--release must be one of {', '.join(RELEASES)}, got {release_override!r}")
 
+    # A host may stand in several groups (db1 in postgres, pgbouncer, redis): as in Ansible,
+    # its variables are merged over every place it appears.
+    merged: dict[str, tuple[dict[str, Any], str]] = {}
+    for name, host_vars, where in _walk_hosts(top, f"{source}: all", {}):
+        if name in merged:
+            merged[name][0].update(host_vars)
+        else:
+            merged[name] = (dict(host_vars), where)
+
     hosts: dict[str, HostSpec] = {}
     used: dict[ipaddress.IPv4Address, str] = {}
-    for name, host_vars, where in _walk_hosts(top, f"{source}: all", {}):
+    for name, (host_vars, where) in merged.items():
         spec = _parse_host(name, host_vars, where, network, release_override)
-        if name in hosts:
-            if hosts[name] != spec:
-                raise SpecError(f"{where}: host {name} is defined twice with different values")
-            continue
         if spec.address in used:
             raise SpecError(
                 f"{where}.ansible_host: {spec.address} is already used by {used[spec.address]}"

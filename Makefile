@@ -1,0 +1,83 @@
+# pgstack: the two commands are `make lab` (bring the lab up and converge the stack) and
+# `make test` (everything CI runs). Both work as root on a fresh Debian 12 machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests.
+HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
+	postgresql-client python3-venv make
+LAB_INVENTORY := inventory/lab
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: host-deps
+host-deps: ## install the Debian packages the controller needs (as root)
+	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## the controller's Python tool chain in .venv (ansible, molecule, pytest...)
+
+.PHONY: lab
+lab: host-deps venv ## bring the lab up and converge the whole stack on it
+	$(BIN)/pgstack-lab up
+	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+
+.PHONY: lab-down
+lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rule
+	$(BIN)/pgstack-lab down --all
+
+.PHONY: lint
+lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --nocolor
+	$(BIN)/ruff check scripts tests
+	$(BIN)/ruff format --check scripts tests
+	$(BIN)/mypy scripts/pgstack_lab
+
+.PHONY: unit
+unit: venv ## fast tests: unit and static checks over the repository
+	$(BIN)/pytest -q tests/unit tests/static
+
+.PHONY: lab-lifecycle
+lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice
+	$(BIN)/pytest -q tests/lab
+
+.PHONY: e2e
+e2e: lab ## converge the lab, then test it from the outside with real clients
+	$(BIN)/pytest -q tests/e2e
+
+.PHONY: molecule
+molecule: host-deps venv ## each role's molecule scenario (create, converge, idempotence, verify, destroy)
+	@for scenario in roles/*/molecule/default; do \
+		role=$${scenario%/molecule/default}; \
+		echo "== molecule: $$role"; \
+		(cd $$role && $(CURDIR)/$(BIN)/molecule test) || exit 1; \
+	done
+
+.PHONY: test
+test: host-deps venv ## everything CI runs; always tears the lab down and prints the duration
+	@start=$$(date +%s); status=0; \
+	$(MAKE) --no-print-directory lint unit lab-lifecycle e2e molecule || status=$$?; \
+	$(MAKE) --no-print-directory lab-down || { [ $$status -ne 0 ] || status=1; }; \
+	elapsed=$$(( $$(date +%s) - start )); \
+	printf 'pgstack test suite: %s after %dm%02ds\n' \
+		"$$( [ $$status -eq 0 ] && echo passed || echo FAILED )" $$((elapsed / 60)) $$((elapsed % 60)); \
+	exit $$status

@@ -1,0 +1,111 @@
+"""Fixtures for end-to-end tests against the lab (pgstack-lab up + playbooks/site.yml)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    fqdn: str
+    address: str
+
+
+def _lab_inventory_data() -> dict[str, object]:
+    data = yaml.safe_load((REPO_ROOT / "inventory/lab/hosts.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def lab_host(name: str) -> LabHost:
+    top = _lab_inventory_data()["all"]
+    assert isinstance(top, dict)
+    domain = top["vars"]["lab_domain"]
+    for group in top["children"].values():
+        hosts = group.get("hosts") or {}
+        if name in hosts:
+            return LabHost(name=name, fqdn=f"{name}.{domain}", address=hosts[name]["ansible_host"])
+    raise LookupError(f"no host {name} in inventory/lab/hosts.yml")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def lab_inventory() -> Path:
+    return REPO_ROOT / "inventory/lab"
+
+
+@pytest.fixture(scope="session")
+def lab_dir() -> Path:
+    path = REPO_ROOT / ".lab"
+    if not (path / "ssh/known_hosts").is_file():
+        pytest.fail("the lab is not up: run `pgstack-lab up` and converge playbooks/site.yml first")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ca_file(lab_dir: Path) -> Path:
+    return lab_dir / "pki/ca.crt"
+
+
+@pytest.fixture(scope="session")
+def secret(lab_dir: Path) -> Callable[[str], str]:
+    def read(name: str) -> str:
+        return (lab_dir / "secrets" / name).read_text().strip()
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def db_host() -> LabHost:
+    return lab_host("db1")
+
+
+def _ansible_bin(name: str) -> str:
+    """The tool next to this interpreter (the project venv) before one on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} not found: install the dev dependencies (make venv)")
+    return found
+
+
+AnsiblePlaybook = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="session")
+def ansible_playbook(lab_inventory: Path) -> AnsiblePlaybook:
+    def run(
+        *args: str,
+        playbook: str = "playbooks/postgresql.yml",
+        extra_vars_file: Path | None = None,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [_ansible_bin("ansible-playbook"), "-i", str(lab_inventory), playbook, *args]
+        if extra_vars_file is not None:
+            argv += ["-e", f"@{extra_vars_file}"]
+        if check:
+            argv += ["--check", "--diff"]
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        return subprocess.run(
+            argv, cwd=REPO_ROOT, capture_output=True, text=True, env=env, check=False, timeout=1200
+        )
+
+    return run
