@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("PGSTACK_LAB_ROOT", DEFAULT_ROOT)),
         help="machine-wide lab state: images, machines, apt archive (default: %(default)s)",
     )
+    parser.add_argument(
+        "--lab-dir",
+        type=Path,
+        help="controller-side lab state: SSH key, known_hosts, secrets, CA "
+        "(default: .lab in this checkout)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every command")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="make or reuse the hosts and wait until they boot")
@@ -82,12 +88,13 @@ def print_status(rows: list[HostStatus]) -> None:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
-    inventory = args.inventory or find_repo_root(Path.cwd()) / "inventory/lab/hosts.yml"
-    inventory = inventory.resolve()
-    repo_root = find_repo_root(inventory.parent)
+    if args.inventory is None or args.lab_dir is None:
+        repo_root = find_repo_root(Path.cwd())
+    inventory = (args.inventory or repo_root / "inventory/lab/hosts.yml").resolve()
+    lab_dir = (args.lab_dir or repo_root / ".lab").resolve()
     release = getattr(args, "release", None)
     spec = load_spec(inventory, release)
-    lab = Lab(args.root, repo_root / ".lab", SubprocessRunner())
+    lab = Lab(args.root, lab_dir, SubprocessRunner())
     if args.command == "ssh":
         host = spec.host(args.host)
         argv = [

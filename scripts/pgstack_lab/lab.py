@@ -123,13 +123,13 @@ class Lab:
             )
         return self.key_file.with_suffix(".pub").read_text()
 
-    def write_known_hosts(self, spec: LabSpec) -> None:
+    def write_known_hosts(self) -> None:
+        """Pin the host key of every lab machine on this machine, whatever inventory made it."""
         lines = []
-        for host in spec.hosts:
-            key = self.machine(host.name).host_public_key()
-            if key:
-                names = f"{host.address},{host.name},{host.fqdn(spec.domain)}"
-                lines.append(f"{names} ssh-ed25519 {key}")
+        for machine in self.known_machines():
+            state, key = machine.state(), machine.host_public_key()
+            if state is not None and key:
+                lines.append(f"{state.address},{state.name},{state.fqdn} ssh-ed25519 {key}")
         self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.known_hosts.write_text("".join(line + "\n" for line in lines))
 
@@ -184,9 +184,9 @@ class Lab:
                 seeded = machine.seed_packages(self.apt_archive(host.release))
                 log.debug("%s: %d cached packages", host.name, seeded)
                 self.network.attach(host, spec)
-                machine.start(host)
+                machine.start(host, spec.domain)
                 started.append((host, machine))
-            self.write_known_hosts(spec)
+            self.write_known_hosts()
             for host, machine in started:
                 state = machine.wait_booted(host, self.ssh_base(), BOOT_TIMEOUT)
                 log.info("%s booted (%s)", host.name, state)
@@ -226,7 +226,6 @@ class Lab:
                     machine.stop()
                     if state is not None:
                         machine.harvest_packages(self.apt_archive(state.release))
-                    if state is not None:
                         self.network.detach(ns=state.netns, veth=state.veth)
                     machine.remove()
             else:
@@ -234,8 +233,7 @@ class Lab:
                     self._clean_host(host, self.machine(host.name))
             if not self.known_machines():
                 self._remove_shared(spec)
-            if spec is not None:
-                self.write_known_hosts(spec)
+            self.write_known_hosts()
 
     def _remove_shared(self, spec: LabSpec | None) -> None:
         for ns in self.network.namespaces():

@@ -27,6 +27,7 @@ class MachineState:
     """What machine.json records once a machine has been started."""
 
     name: str
+    fqdn: str
     address: str
     release: str
     pid: int
@@ -146,7 +147,7 @@ class Machine:
         """Hard-link packages this machine downloaded into the shared archive; returns the count."""
         return _link_debs(self.rootfs / "var/cache/apt/archives", shared)
 
-    def start(self, host: HostSpec) -> MachineState:
+    def start(self, host: HostSpec, domain: str) -> MachineState:
         argv = [
             "systemd-nspawn",
             "--quiet",
@@ -174,6 +175,7 @@ class Machine:
             raise BootError(f"{host.name}: systemd-nspawn exited at once; see {self.console_log}")
         state = MachineState(
             name=host.name,
+            fqdn=host.fqdn(domain),
             address=str(host.address),
             release=host.release,
             pid=proc.pid,
