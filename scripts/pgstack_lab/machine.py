@@ -183,7 +183,9 @@ class Machine:
             netns=netns_name(host),
             veth=veth_name(host),
         )
-        self.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
+        tmp.rename(self.state_file)
         return state
 
     def wait_booted(self, host: HostSpec, ssh_base: list[str], timeout: float) -> str:
@@ -260,5 +262,10 @@ class Machine:
     def remove(self) -> None:
         if self.running():
             raise BootError(f"{self.name}: refusing to delete the rootfs of a running machine")
+        if self.state_file.exists() and self.state() is None:
+            raise BootError(
+                f"{self.name}: {self.state_file} is unreadable, so whether the machine runs is "
+                "unknown; stop its systemd-nspawn process, delete the file, and run again"
+            )
         if self.dir.exists():
             shutil.rmtree(self.dir)
