@@ -1,0 +1,92 @@
+"""The internal CA from the outside: a converge never regenerates it, and a host certificate is
+re-issued exactly when its names change or its expiry comes within the renewal window, after
+which PostgreSQL serves the new certificate without a restart."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import DbHost, parse_recap
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+Playbook = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def on_host(host: str, command: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgstack_lab", "ssh", host, command],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return proc.stdout
+
+
+def installed_serial(host: DbHost) -> str:
+    return on_host(host.name, "openssl x509 -in /etc/pgstack/tls/server.crt -noout -serial")
+
+
+def served_serial(host: DbHost) -> str:
+    """The serial of the certificate PostgreSQL presents to a client right now."""
+    hello = subprocess.run(
+        ["openssl", "s_client", "-starttls", "postgres", "-connect", f"{host.address}:5432",
+         "-servername", host.fqdn],
+        input="", capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    cert = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial"],
+        input=hello.stdout, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return cert.stdout
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pki_run(ansible_playbook: Playbook, *extra: str) -> dict[str, int]:
+    proc = ansible_playbook("--tags", "pki", "--limit", "db1", *extra)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return parse_recap(proc.stdout)["db1"]
+
+
+def test_converge_never_regenerates_the_ca(ansible_playbook: Playbook, lab_dir: Path) -> None:
+    before = {name: digest(lab_dir / "pki" / name) for name in ("ca.crt", "ca.key")}
+    assert pki_run(ansible_playbook)["changed"] == 0
+    after = {name: digest(lab_dir / "pki" / name) for name in ("ca.crt", "ca.key")}
+    assert after == before
+
+
+def test_certificate_renewed_inside_the_window_and_served(
+    ansible_playbook, db_host: DbHost
+) -> None:  # type: ignore[no-untyped-def]
+    old = installed_serial(db_host)
+    assert served_serial(db_host) == old
+    # A window longer than the certificate's remaining life: it must be re-issued...
+    window = ["-e", "pki_server_cert_valid_days=500", "-e", "pki_renew_before_days=400"]
+    assert pki_run(ansible_playbook, *window)["changed"] > 0
+    new = installed_serial(db_host)
+    assert new != old
+    assert served_serial(db_host) == new  # PostgreSQL reloaded it
+    # ...once: the new certificate lives 500 days, past the 400-day window.
+    assert pki_run(ansible_playbook, *window)["changed"] == 0
+
+
+def test_certificate_reissued_when_names_change(
+    ansible_playbook: Playbook, db_host: DbHost
+) -> None:
+    extra = ["-e", '{"pki_server_extra_sans": ["DNS:db.pgstack.example"]}']
+    assert pki_run(ansible_playbook, *extra)["changed"] > 0
+    names = on_host(
+        db_host.name, "openssl x509 -in /etc/pgstack/tls/server.crt -noout -ext subjectAltName"
+    )
+    assert "DNS:db.pgstack.example" in names
+    assert pki_run(ansible_playbook, *extra)["changed"] == 0
+    # back to the inventory's names
+    assert pki_run(ansible_playbook)["changed"] > 0
+    assert pki_run(ansible_playbook)["changed"] == 0

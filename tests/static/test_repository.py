@@ -1,0 +1,125 @@
+"""Static checks over the repository: the house rules a reviewer would otherwise check by eye."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ROLES = sorted(p for p in (REPO_ROOT / "roles").iterdir() if p.is_dir())
+ROLE_IDS = [p.name for p in ROLES]
+SKELETON = (
+    "README.md",
+    "defaults/main.yml",
+    "meta/main.yml",
+    "meta/argument_specs.yml",
+    "tasks/main.yml",
+    "tasks/assert.yml",
+    "handlers/main.yml",
+    "molecule/default/molecule.yml",
+)
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def options(role: Path) -> dict[str, dict[str, Any]]:
+    spec: dict[str, dict[str, Any]] = load(role / "meta/argument_specs.yml")["argument_specs"]
+    return spec["main"]["options"] or {}
+
+
+def test_top_level_holds_only_what_the_design_card_names() -> None:
+    allowed = {
+        "playbooks", "roles", "inventory", "exporters", "alerts", "dashboards", "scripts",
+        "tests", "docs", "pyproject.toml", "README.md", "Makefile", "ansible.cfg",
+    }  # fmt: skip
+    tracked = {p.name for p in REPO_ROOT.iterdir() if not p.name.startswith(".")}
+    ignored = {"build"} | {p.name for p in REPO_ROOT.glob("*.egg-info")}
+    assert tracked - ignored <= allowed
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_role_has_the_full_skeleton(role: Path) -> None:
+    missing = [name for name in SKELETON if not (role / name).is_file()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_argument_specs_match_defaults(role: Path) -> None:
+    defaults = load(role / "defaults/main.yml") or {}
+    specs = options(role)
+    assert sorted(set(defaults) - set(specs)) == [], "defaults without an argument spec"
+    for name, spec in specs.items():
+        assert name.startswith(f"{role.name}_"), f"{name}: public variables are <role>_<thing>"
+        assert "type" in spec, f"{name}: no explicit type"
+        if spec["type"] == "list":
+            assert "elements" in spec, f"{name}: a list needs elements"
+        if name in defaults:
+            assert spec.get("default") == defaults[name], f"{name}: default differs from defaults"
+        else:
+            assert "default" not in spec, f"{name}: has a spec default but none in defaults"
+        assert spec.get("description"), f"{name}: no description"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_defaults_have_one_comment_line_each(role: Path) -> None:
+    lines = (role / "defaults/main.yml").read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(rf"^{role.name}_\w+:", line):
+            above = lines[number - 1] if number else ""
+            assert above.startswith("#"), f"defaults line {number + 1}: no comment above {line}"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_readme_documents_every_variable(role: Path) -> None:
+    readme = (role / "README.md").read_text()
+    undocumented = [name for name in options(role) if f"`{name}`" not in readme]
+    assert undocumented == []
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_tasks_main_is_a_table_of_contents(role: Path) -> None:
+    for task in load(role / "tasks/main.yml"):
+        assert set(task) <= {"name", "ansible.builtin.import_tasks", "tags", "when"}, task
+        assert "ansible.builtin.import_tasks" in task, task
+        assert task.get("tags"), f"{task['name']}: untagged"
+
+
+TEMPLATES = sorted((REPO_ROOT / "roles").glob("*/templates/**/*.j2"))
+
+
+@pytest.mark.parametrize(
+    "template", TEMPLATES, ids=[str(t.relative_to(REPO_ROOT)) for t in TEMPLATES]
+)
+def test_templates_start_with_the_managed_header(template: Path) -> None:
+    assert template.read_text().startswith("{{ ansible_managed | comment }}")
+
+
+def test_site_only_imports_one_playbook_per_tier() -> None:
+    plays = load(REPO_ROOT / "playbooks/site.yml")
+    for play in plays:
+        assert set(play) == {"name", "ansible.builtin.import_playbook"}, play
+        assert (REPO_ROOT / "playbooks" / play["ansible.builtin.import_playbook"]).is_file()
+
+
+def test_no_role_edits_lines_of_a_config_file() -> None:
+    offenders = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "roles").glob("*/tasks/*.yml")
+                 if "lineinfile" in p.read_text()]  # fmt: skip
+    assert offenders == []
+
+
+def test_committed_inventories_hold_no_secret() -> None:
+    """vault_ values are generated lookups (lab) or placeholders (example), never literals."""
+    for vault in (REPO_ROOT / "inventory").glob("*/group_vars/*/vault.yml"):
+        for name, value in (load(vault) or {}).items():
+            if not name.startswith("vault_"):
+                continue
+            text = str(value)
+            assert "lookup('ansible.builtin.password'" in text or text == "CHANGE_ME", (
+                f"{vault.relative_to(REPO_ROOT)}: {name} looks like a real secret"
+            )
