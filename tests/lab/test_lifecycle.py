@@ -26,7 +26,7 @@ pytestmark = [
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB_ROOT = Path(os.environ.get("PGSTACK_LAB_ROOT", "/var/lib/pgstack-lab"))
-HOSTS = ("db1", "backup1", "mon1")
+HOSTS = ("db1", "backup1", "mon1", "app1")
 
 
 def lab(*args: str) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,7 @@ def inventory(hosts: dict[str, Any], **top_vars: Any) -> dict[str, Any]:
 
 def test_committed_lab_inventory_parses() -> None:
     spec = load_spec(REPO_ROOT / "inventory/lab")
-    assert [h.name for h in spec.hosts] == ["db1", "backup1", "mon1"]
+    assert [h.name for h in spec.hosts] == ["db1", "backup1", "mon1", "app1"]
     assert spec.gateway == ipaddress.IPv4Address("10.77.41.1")
     assert {h.release for h in spec.hosts} == {"bookworm"}
     assert spec.host("db1").fqdn(spec.domain) == "db1.pgstack.internal"
