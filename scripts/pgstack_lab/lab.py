@@ -17,7 +17,7 @@ from pgstack_lab.image import Images
 from pgstack_lab.machine import Machine
 from pgstack_lab.network import Network, netns_name, veth_name
 from pgstack_lab.spec import HostSpec, LabSpec
-from pgstack_lab.system import Runner
+from pgstack_lab.system import Runner, generate_ed25519_key
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +107,7 @@ class Lab:
         self.lab_dir.chmod(0o700)
         self.ssh_dir.mkdir(mode=0o700, exist_ok=True)
         if not self.key_file.exists():
-            self.runner.run(
-                [
-                    "ssh-keygen",
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    "pgstack-lab controller",
-                    "-f",
-                    str(self.key_file),
-                ]
-            )
+            generate_ed25519_key(self.runner, self.key_file, "pgstack-lab controller")
         return self.key_file.with_suffix(".pub").read_text()
 
     def write_known_hosts(self) -> None:

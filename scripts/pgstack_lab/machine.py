@@ -15,7 +15,7 @@ from pathlib import Path
 from pgstack_lab.errors import BootError
 from pgstack_lab.network import netns_name, veth_name
 from pgstack_lab.spec import HostSpec, LabSpec
-from pgstack_lab.system import Runner
+from pgstack_lab.system import Runner, generate_ed25519_key
 
 log = logging.getLogger(__name__)
 
@@ -112,20 +112,7 @@ class Machine:
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         (ssh_dir / "authorized_keys").write_text(authorized_key.strip() + "\n")
         (ssh_dir / "authorized_keys").chmod(0o600)
-        runner.run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                f"root@{host.name}",
-                "-f",
-                str(tmp / "etc/ssh/ssh_host_ed25519_key"),
-            ]
-        )
+        generate_ed25519_key(runner, tmp / "etc/ssh/ssh_host_ed25519_key", f"root@{host.name}")
         (tmp / "etc/ssh/sshd_config.d/pgstack-lab.conf").write_text(
             "# pgstack lab host: key login only, one host key made for this machine\n"
             "HostKey /etc/ssh/ssh_host_ed25519_key\n"

@@ -6,6 +6,7 @@ import logging
 import shlex
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from pgstack_lab.errors import LabError
@@ -37,3 +38,8 @@ class SubprocessRunner:
         if check and proc.returncode != 0:
             raise CommandError(argv, proc.returncode, proc.stderr)
         return proc
+
+
+def generate_ed25519_key(runner: Runner, path: Path, comment: str) -> None:
+    """Write a new passphrase-less ed25519 key pair at path and path.pub."""
+    runner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
