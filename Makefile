@@ -50,7 +50,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ansible-lint --nocolor
 	$(BIN)/ruff check scripts tests
 	$(BIN)/ruff format --check scripts tests
-	$(BIN)/mypy scripts/pgstack_lab
+	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup
 
 .PHONY: unit
 unit: venv ## fast tests: unit and static checks over the repository
