@@ -1,14 +1,17 @@
-"""Shared by the PostgreSQL end-to-end tests: PLAY RECAP parsing and libpq connection strings."""
+"""Shared by the end-to-end tests: PLAY RECAP parsing, libpq connection strings, lab commands."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Literal, Protocol
 
 from psycopg.conninfo import make_conninfo
 
 PORT = 5432
+PGBOUNCER_PORT = 6432
 DATABASE = "app"
 
 # Login roles of inventory/lab/group_vars/postgres/main.yml -> the lab secret with its password.
@@ -77,6 +80,8 @@ def conninfo(
     by: Literal["fqdn", "address"] = "fqdn",
     sslmode: str = "verify-full",
     dbname: str = DATABASE,
+    port: int = PORT,
+    application_name: str = "pgstack-e2e",
 ) -> str:
     """A libpq connection string without the password (pass that separately, never in argv).
 
@@ -84,16 +89,52 @@ def conninfo(
     address without DNS; by="address" names and reaches it by IP (checked against the IP SANs).
     """
     params: dict[str, str | int] = {
-        "port": PORT,
+        "port": port,
         "dbname": dbname,
         "user": user,
         "sslmode": sslmode,
         "sslrootcert": str(root_cert),
         "connect_timeout": 10,
-        "application_name": "pgstack-e2e",
+        "application_name": application_name,
     }
     if by == "fqdn":
         params.update(host=host.fqdn, hostaddr=host.address)
     else:
         params.update(host=host.address)
     return make_conninfo("", **params)
+
+
+def assert_nothing_changed(result: subprocess.CompletedProcess[str]) -> None:
+    """The playbook run succeeded and reported changed=0 on every host."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    recap = parse_recap(result.stdout)
+    changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
+    assert not changed, f"changed hosts {changed}:\n{output[-5000:]}"
+
+
+def make_foreign_ca(directory: Path) -> Path:
+    """A freshly made self-signed CA certificate that signed nothing the lab uses."""
+    cert = directory / "foreign-ca.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=pgstack e2e foreign CA", "-keyout", str(directory / "foreign-ca.key"),
+         "-out", str(cert)],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    return cert
+
+
+def lab_ssh(
+    host: str, command: str, *, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a shell command as root on a lab host (pgstack-lab ssh); secrets go through stdin."""
+    tool = Path(sys.executable).parent / "pgstack-lab"
+    return subprocess.run(
+        [str(tool), "ssh", host, command],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -14,7 +14,14 @@ from typing import Literal
 
 import psycopg
 import pytest
-from helpers import ROLE_SECRETS, SSL_QUERY, DbHost, conninfo, parse_recap
+from helpers import (
+    ROLE_SECRETS,
+    SSL_QUERY,
+    DbHost,
+    assert_nothing_changed,
+    conninfo,
+    make_foreign_ca,
+)
 from psycopg import errors, sql
 
 pytestmark = pytest.mark.e2e
@@ -111,29 +118,7 @@ def test_connection_without_tls_is_refused(
 @pytest.fixture
 def foreign_ca(tmp_path: Path) -> Path:
     """A freshly made CA certificate that signed nothing the lab uses."""
-    cert = tmp_path / "foreign-ca.crt"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=pgstack e2e foreign CA",
-            "-keyout",
-            str(tmp_path / "foreign-ca.key"),
-            "-out",
-            str(cert),
-        ],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return cert
+    return make_foreign_ca(tmp_path)
 
 
 @pytest.mark.parametrize("by", ["fqdn", "address"])
@@ -231,14 +216,6 @@ def test_monitoring_sees_sessions_but_not_application_data(
 
 
 # 5. Idempotence and check mode
-
-
-def assert_nothing_changed(result: subprocess.CompletedProcess[str]) -> None:
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    recap = parse_recap(result.stdout)
-    changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
-    assert not changed, f"changed hosts {changed}:\n{output[-5000:]}"
 
 
 def test_second_converge_changes_nothing(
