@@ -1,0 +1,272 @@
+"""One pg_dump run for one database: the safe write protocol, the manifest, retention.
+
+Protocol: everything is written into ``<database>/.partial-<name>/``; the dumps are read back whole
+(``pg_restore -f /dev/null``: ``--list`` passes a truncated file), every file and the directory are
+fsynced, and only then is the directory renamed to its final name ``<stamp>[-<label>]`` and the
+parent fsynced. A failed or killed run leaves at most a ``.partial-*`` directory, which the next run
+removes; it never replaces or hides the last good dump.
+
+The manifest (every table's row count and an order-independent checksum of its rows) is computed in
+the transaction whose snapshot pg_dump uses (``pg_export_snapshot`` + ``pg_dump --snapshot``), so a
+restore can be compared with it exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from pgstack_backup.config import Config
+from pgstack_backup.errors import DumpFailed, PreconditionError
+from pgstack_backup.files import fsync_path, write_atomic
+from pgstack_backup.retention import parse_name, select_expired, stamp
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+DATA_FILE = "data.dump"
+SCHEMA_FILE = "schema.dump"
+GLOBALS_FILE = "globals.sql"
+MANIFEST_FILE = "manifest.json"
+PARTIAL_PREFIX = ".partial-"
+GLOBALS_TRAILER = "PostgreSQL database cluster dump complete"
+
+# Ordinary tables (partitions included; partitioned parents hold no rows of their own).
+TABLES_QUERY = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+ORDER BY 1, 2
+"""
+# Row count and an order-independent checksum: the sum of hashtext() over each row's text form.
+TABLE_SUMMARY_QUERY = (
+    "SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM ONLY {} AS t"
+)
+
+
+class Cursor(Protocol):
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    schema: str
+    name: str
+    rows: int
+    checksum: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": self.schema, "name": self.name, "rows": self.rows,
+                "checksum": self.checksum}  # fmt: skip
+
+
+def table_summaries(cursor: Cursor, quote: Callable[[str, str], Any]) -> list[TableSummary]:
+    """Row count and checksum of every table, in the cursor's transaction (its snapshot)."""
+    cursor.execute(TABLES_QUERY)
+    summaries = []
+    for schema, name in cursor.fetchall():
+        cursor.execute(quote(schema, name))
+        rows, checksum = cursor.fetchone()
+        summaries.append(TableSummary(schema=schema, name=name, rows=int(rows), checksum=checksum))
+    return summaries
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class DumpResult:
+    path: Path
+    size_bytes: int
+
+
+class Runner:
+    """Dumps databases as ``config`` says; ``now`` is the clock (tests pass their own)."""
+
+    def __init__(self, config: Config, now: Callable[[], datetime]) -> None:
+        self.config = config
+        self.now = now
+
+    # --- paths
+
+    def database_dir(self, database: str) -> Path:
+        return self.config.destination / database
+
+    def _run(self, argv: list[str], what: str, timeout: float | None = None) -> None:
+        log.debug("running %s", argv[0])
+        with subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            try:
+                _, stderr = proc.communicate(timeout=timeout)
+            except BaseException:
+                proc.kill()
+                raise
+        if proc.returncode != 0:
+            raise DumpFailed(f"{what} failed (exit {proc.returncode}): {_last_line(stderr)}")
+
+    def _tool(self, name: str) -> str:
+        return str(self.config.bin_dir / name)
+
+    # --- the protocol
+
+    def dump(self, database: str, label: str | None = None) -> DumpResult:
+        parent = self.database_dir(database)
+        if not parent.is_dir():
+            parent.mkdir(mode=0o750, parents=False)
+        started = self.now()
+        final_name = stamp(started) + (f"-{label}" if label else "")
+        final = parent / final_name
+        if final.exists():
+            raise PreconditionError(f"{final} already exists")
+        partial = parent / f"{PARTIAL_PREFIX}{final_name}"
+        try:
+            partial.mkdir(mode=0o750)
+        except OSError as exc:
+            raise PreconditionError(f"cannot write in {parent}: {exc.strerror}") from exc
+        try:
+            manifest = self._dump_into(partial, database, started, label)
+            for name in (DATA_FILE, SCHEMA_FILE):
+                self._run(
+                    [self._tool("pg_restore"), "--file=/dev/null", str(partial / name)],
+                    f"reading back {name}",
+                )
+            if GLOBALS_TRAILER not in (partial / GLOBALS_FILE).read_text(encoding="utf-8"):
+                raise DumpFailed(f"{GLOBALS_FILE} is incomplete")
+            files: dict[str, dict[str, Any]] = {}
+            size = 0
+            for name in (DATA_FILE, SCHEMA_FILE, GLOBALS_FILE):
+                path = partial / name
+                fsync_path(path)
+                files[name] = {"size_bytes": path.stat().st_size, "sha256": sha256_of(path)}
+                size += path.stat().st_size
+            manifest["files"] = files
+            manifest["finished_at"] = self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+            write_atomic(
+                partial / MANIFEST_FILE,
+                (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
+            )
+            fsync_path(partial)
+            partial.rename(final)
+            fsync_path(parent)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        log.info("dump of %s complete: %s (%d bytes)", database, final, size)
+        return DumpResult(path=final, size_bytes=size)
+
+    def _dump_into(
+        self, partial: Path, database: str, started: datetime, label: str | None
+    ) -> dict[str, Any]:
+        import psycopg  # noqa: PLC0415 - Debian's python3-psycopg, on the host only
+        from psycopg import sql  # noqa: PLC0415
+
+        conninfo = self.config.connection.conninfo(database)
+        with psycopg.connect(conninfo) as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = conn.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
+            snapshot, server_version = row.fetchone() or ("", "")
+            common = [f"--dbname={conninfo}", f"--snapshot={snapshot}", "--no-password"]
+            data = [self._tool("pg_dump"), *common, "--format=custom",
+                    f"--compress={self.config.compress_level}",
+                    f"--file={partial / DATA_FILE}"]  # fmt: skip
+            schema = [self._tool("pg_dump"), *common, "--format=custom", "--schema-only",
+                      f"--file={partial / SCHEMA_FILE}"]  # fmt: skip
+            with _started(data) as data_proc, _started(schema) as schema_proc:
+                # pg_dump imports the snapshot as it starts; the transaction stays open meanwhile.
+                with conn.cursor() as cursor:
+                    summaries = table_summaries(
+                        cursor,
+                        lambda s, n: sql.SQL(TABLE_SUMMARY_QUERY).format(sql.Identifier(s, n)),
+                    )
+                for proc, what in ((data_proc, "pg_dump"), (schema_proc, "pg_dump --schema-only")):
+                    _, stderr = proc.communicate()
+                    if proc.returncode != 0:
+                        raise DumpFailed(f"{what} failed (exit {proc.returncode}): "
+                                         f"{_last_line(stderr)}")  # fmt: skip
+            conn.rollback()
+        self._run(
+            [self._tool("pg_dumpall"), f"--dbname={self.config.connection.conninfo('postgres')}",
+             "--globals-only", "--no-role-passwords", "--no-password",
+             f"--file={partial / GLOBALS_FILE}"],
+            "pg_dumpall --globals-only",
+        )  # fmt: skip
+        return {
+            "version": MANIFEST_VERSION,
+            "cluster": self.config.cluster,
+            "database": database,
+            "label": label,
+            "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "snapshot": snapshot,
+            "server_version": server_version,
+            "compress_level": self.config.compress_level,
+            "tables": [summary.to_json() for summary in summaries],
+        }
+
+    # --- retention
+
+    def prune(self, database: str) -> list[str]:
+        """Delete expired scheduled dumps and leftovers of killed runs; return what was deleted."""
+        parent = self.database_dir(database)
+        if not parent.is_dir():
+            return []
+        deleted = []
+        dumps = []
+        for entry in parent.iterdir():
+            if entry.name.startswith(PARTIAL_PREFIX):
+                shutil.rmtree(entry)  # the caller holds the lock: no run is writing it
+                deleted.append(entry.name)
+                continue
+            dump = parse_name(entry.name)
+            if dump is not None and (entry / MANIFEST_FILE).is_file():
+                dumps.append(dump)
+        expired = select_expired(
+            dumps,
+            now=self.now(),
+            max_age=timedelta(days=self.config.retention.max_age_days),
+            min_count=self.config.retention.min_count,
+        )
+        for dump in expired:
+            shutil.rmtree(parent / dump.name)
+            deleted.append(dump.name)
+        if deleted:
+            fsync_path(parent)
+            log.info("retention for %s deleted %s", database, ", ".join(sorted(deleted)))
+        return deleted
+
+
+@contextmanager
+def _started(argv: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """A child process that is killed if the block is left early (error or SIGTERM)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "no message"

@@ -1,0 +1,53 @@
+"""Which dumps to delete: a pure function of their times, the age window and a minimum count."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+# Final names of scheduled dumps; labelled dumps (<stamp>-<label>) are never pruned.
+DUMP_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)$")
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass(frozen=True, order=True)
+class Dump:
+    taken_at: datetime
+    name: str
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
+
+
+def parse_name(name: str) -> Dump | None:
+    """The dump a directory name stands for, or None for anything that is not a scheduled dump."""
+    match = DUMP_NAME.match(name)
+    if match is None:
+        return None
+    taken_at = datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
+    return Dump(taken_at=taken_at, name=name)
+
+
+def select_expired(
+    dumps: Iterable[Dump], *, now: datetime, max_age: timedelta, min_count: int
+) -> list[Dump]:
+    """The dumps to delete, oldest first.
+
+    Kept: the newest dump whatever its age; the ``min_count`` newest; every dump not older than
+    ``max_age``. Everything else expires.
+    """
+    if min_count < 0:
+        raise ValueError("min_count must be 0 or more")
+    if max_age < timedelta(0):
+        raise ValueError("max_age must not be negative")
+    newest_first = sorted(set(dumps), reverse=True)
+    keep_count = max(min_count, 1)
+    expired = [
+        dump
+        for index, dump in enumerate(newest_first)
+        if index >= keep_count and now - dump.taken_at > max_age
+    ]
+    return sorted(expired)

@@ -1,0 +1,103 @@
+"""The dump runner's configuration: accepted as the role renders it; every problem names its key."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pgstack_backup.cli import main
+from pgstack_backup.config import parse_config
+from pgstack_backup.errors import ConfigError, ExitCode
+from pgstack_backup.status import Attempt, Status, record, status_path
+
+GOOD: dict[str, Any] = {
+    "version": 1,
+    "cluster": "db1",
+    "connection": {
+        "host": "db1.pgstack.internal", "port": 5432, "user": "pgstack_backup",
+        "passfile": "/etc/pgstack/pg_dump.pgpass", "sslmode": "verify-full",
+        "sslrootcert": "/etc/pgstack/tls/ca.crt", "connect_timeout": 10,
+    },
+    "bin_dir": "/usr/lib/postgresql/15/bin",
+    "destination": "/var/backups/pgstack/dumps/db1",
+    "status_dir": "/var/lib/pgstack/status",
+    "compress_level": 1,
+    "databases": ["app"],
+    "retention": {"max_age_days": 7, "min_count": 3},
+}  # fmt: skip
+
+
+def test_the_rendered_shape_is_accepted() -> None:
+    config = parse_config(GOOD, "pg_dump.yml")
+    assert config.databases == ("app",)
+    assert config.retention.max_age_days == 7
+    assert "password" not in config.connection.conninfo("app")
+    assert "passfile=/etc/pgstack/pg_dump.pgpass" in config.connection.conninfo("app")
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"surprise": 1}, "pg_dump.yml: unknown key(s) surprise"),
+        ({"version": 2}, "pg_dump.yml: version"),
+        ({"compress_level": 10}, "pg_dump.yml: compress_level"),
+        ({"databases": []}, "pg_dump.yml: databases"),
+        ({"databases": ["App"]}, "pg_dump.yml: databases[0]"),
+        ({"databases": ["app", "app"]}, "pg_dump.yml: databases"),
+        ({"destination": "relative"}, "pg_dump.yml: destination"),
+        ({"retention": {"min_count": 0}}, "pg_dump.yml: retention.min_count"),
+        ({"retention": {"max_age_days": -1}}, "pg_dump.yml: retention.max_age_days"),
+        ({"retention": {"keep": 1}}, "pg_dump.yml: retention: unknown key(s) keep"),
+        ({"connection": {**GOOD["connection"], "sslmode": "disable"}}, "connection.sslmode"),
+        ({"connection": {**GOOD["connection"], "password": "x"}}, "unknown key(s) password"),
+    ],
+)
+def test_problems_name_their_location(change: dict[str, Any], where: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config({**GOOD, **change}, "pg_dump.yml")
+    assert where in str(excinfo.value)
+
+
+def test_cli_reports_a_bad_config_as_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "pg_dump.yml"
+    config.write_text("version: 1\nunknown: true\n")
+    assert main(["--config.file", str(config), "dump"]) == ExitCode.USAGE
+
+
+def test_cli_refuses_a_database_that_is_not_configured(tmp_path: Path) -> None:
+    config = tmp_path / "pg_dump.yml"
+    config.write_text(yaml.safe_dump({**GOOD, "status_dir": str(tmp_path)}))
+    assert main(["--config.file", str(config), "dump", "--database", "other"]) == ExitCode.USAGE
+
+
+def test_finalize_marks_a_running_attempt_failed(tmp_path: Path) -> None:
+    """ExecStopPost after a kill: the attempt the runner could not finish is recorded as failed."""
+    config = tmp_path / "pg_dump.yml"
+    config.write_text(yaml.safe_dump({**GOOD, "status_dir": str(tmp_path)}))
+    path = status_path(tmp_path, "db1", "app")
+    started = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    record(path, Status(cluster="db1", database="app"), Attempt(started, "running"))
+
+    assert main(["--config.file", str(config), "finalize", "--service-result=signal"]) == 0
+
+    attempt = json.loads(path.read_text())["last_attempt"]
+    assert attempt["exit_status"] == "failed"
+    assert "signal" in attempt["error"]
+    assert attempt["finished_at"] is not None
+
+
+def test_finalize_leaves_a_finished_attempt_alone(tmp_path: Path) -> None:
+    config = tmp_path / "pg_dump.yml"
+    config.write_text(yaml.safe_dump({**GOOD, "status_dir": str(tmp_path)}))
+    path = status_path(tmp_path, "db1", "app")
+    started = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    record(path, Status(cluster="db1", database="app"), Attempt(started, "success", started, 1.0))
+    before = path.read_bytes()
+
+    assert main(["--config.file", str(config), "finalize", "--service-result=success"]) == 0
+    assert path.read_bytes() == before
