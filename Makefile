@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests.
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
-	postgresql-client python3-venv make
+	postgresql-client redis-tools python3-venv make
 LAB_INVENTORY := inventory/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
