@@ -1,4 +1,4 @@
-"""pgstack-backup: ``dump`` (scheduled or labelled pg_dump runs) and ``finalize`` (ExecStopPost).
+"""pgstack-backup: ``dump`` (scheduled or labelled runs), ``prune``, ``finalize`` (ExecStopPost).
 
 Exit codes: 0 ok, 1 a dump or its read-back check failed, 2 usage or configuration, 3 precondition
 (another run holds the lock, destination not writable), 4 unexpected.
@@ -105,6 +105,16 @@ def _failed(started_at: datetime, began: float, error: str) -> Attempt:
     )
 
 
+def run_prune(config: Config, databases: Sequence[str]) -> ExitCode:
+    """Apply retention now (after changing it, or to check it with faked ages)."""
+    runner = Runner(config, now=utc_now)
+    _lock(config)
+    for database in databases:
+        for name in runner.prune(database):
+            print(f"deleted {database}/{name}")
+    return ExitCode.OK
+
+
 def run_finalize(config: Config, service_result: str) -> ExitCode:
     """After the service stopped: an attempt still "running" was killed before it could record."""
     for database in config.databases:
@@ -137,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--database", action="append", default=[],
                       help="only this database (repeatable; default: all configured)")  # fmt: skip
     dump.add_argument("--label", help="a labelled dump (<stamp>-<label>), never pruned")
+    prune = commands.add_parser("prune", help="apply retention to the dumps now")
+    prune.add_argument("--database", action="append", default=[],
+                       help="only this database (repeatable; default: all configured)")  # fmt: skip
     finalize = commands.add_parser("finalize", help="mark interrupted attempts failed")
     finalize.add_argument("--service-result", default="unknown",
                           help="systemd's $SERVICE_RESULT, recorded with the failure")  # fmt: skip
@@ -158,9 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = sorted(set(args.database) - set(config.databases))
         if unknown:
             raise ConfigError(f"--database: not in {args.config}: {', '.join(unknown)}")
-        if args.label is not None and not LABEL.match(args.label):
+        if getattr(args, "label", None) is not None and not LABEL.match(args.label):
             raise ConfigError(f"--label: lower-case letters, digits, '.', '_', '-': {args.label!r}")
         signal.signal(signal.SIGTERM, _on_sigterm)
+        if args.command == "prune":
+            return run_prune(config, args.database or config.databases)
         return run_dump(config, args.database or config.databases, args.label)
     except BackupError as exc:
         log.error("%s", exc)
