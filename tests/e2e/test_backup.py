@@ -396,3 +396,36 @@ def test_bad_input_fails_before_any_change(
     assert variable in failure_messages(output), output[-3000:]
     changed = {h: c["changed"] for h, c in parse_recap(result.stdout).items() if c["changed"]}
     assert not changed, output[-3000:]
+
+
+# --- before a schema migration
+
+
+def test_pre_migration_takes_a_labelled_dump_and_an_archived_restore_point(
+    ansible_playbook: Playbook,
+) -> None:
+    label = f"e2e-{uuid.uuid4().hex[:8]}"
+    result = ansible_playbook("-e", f"label={label}", playbook="playbooks/pre_migration.yml")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    dumps = [name for name in final_dumps() if name.endswith(f"-{label}")]
+    assert len(dumps) == 1, final_dumps()
+    path = f"{DUMPS}/{dumps[0]}"
+    sh(REPO, f"pg_restore --file=/dev/null {path}/data.dump")
+    assert json.loads(sh(REPO, f"cat {path}/manifest.json"))["label"] == label
+    assert f"--type=name --target={label}" in output
+    assert f"Restore point '{label}' at LSN" in output
+    # pre_migration ran pgbackrest check after the restore point: its segment is archived.
+    wal = psql_db1("SELECT last_archived_wal FROM pg_stat_archiver")
+    assert segment_in_repository(wal)
+
+
+@pytest.mark.parametrize("label", ["", "Bad Label", "x" * 60])
+def test_pre_migration_refuses_a_bad_label_before_any_change(
+    ansible_playbook: Playbook, label: str
+) -> None:
+    before = final_dumps()
+    result = ansible_playbook("-e", f"label='{label}'", playbook="playbooks/pre_migration.yml")
+    assert result.returncode != 0
+    assert "label must be given" in failure_messages(result.stdout + result.stderr)
+    assert final_dumps() == before
