@@ -404,8 +404,8 @@ def assert_failed_before_any_change(
 def test_pool_guard_stops_a_play_whose_pools_exceed_max_connections(
     ansible_playbook: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> None:
-    # 2 pools x (60 + 5) + 1 auth connection > 100 - 3 - 15
-    result = run_with(ansible_playbook, tmp_path, {"pgbouncer_default_pool_size": 60})
+    # app: 80 + 5, app_pool5: 5 + 0, auth: 2 x 3 -> 96 > 100 - 3 - 15
+    result = run_with(ansible_playbook, tmp_path, {"pgbouncer_default_pool_size": 80})
     assert_failed_before_any_change(
         result, "Pool guard", "pgbouncer_postgresql_max_connections", "pgbouncer_default_pool_size"
     )
