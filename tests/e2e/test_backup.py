@@ -68,10 +68,14 @@ def archiver() -> dict[str, Any]:
 
 
 def switch_wal() -> str:
-    """Write something, switch WAL, return the name of the segment that was just completed."""
+    """Write a WAL record, switch WAL, return the name of the segment that was just completed.
+
+    Without a record since the last switch, pg_switch_wal() is a no-op (txid_current() alone does
+    not write one): a non-transactional logical message does, whatever the wal_level.
+    """
     return psql_db1(
-        "SELECT pg_walfile_name(lsn) FROM (SELECT txid_current()) AS x, "
-        "LATERAL (SELECT pg_switch_wal() AS lsn) AS s"
+        "SELECT pg_walfile_name(pg_switch_wal()) "
+        "FROM (SELECT pg_logical_emit_message(false, 'pgstack-e2e', 'switch')) AS m"
     )
 
 
