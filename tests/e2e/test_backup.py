@@ -166,13 +166,25 @@ def test_the_verify_wrapper_fails_on_a_damaged_repository() -> None:
     try:
         sh(REPO, f"cp -a /var/lib/pgbackrest {copy}")
         segment = sh(REPO, f"ls -1 {copy}/archive/{STANZA}/*/*/*-* | head -1").strip()
-        sh(REPO, f"printf 'garbage' > {segment}")
+        # Bytes changed inside an archived segment (its cipher header intact): pgbackrest verify
+        # 2.45 then exits 0 and prints "status: error"; the wrapper must turn that into a failure.
+        sh(REPO, f"printf XXXXXXXX | dd of={segment} bs=1 seek=200 conv=notrunc status=none")
+        raw = lab_ssh(
+            REPO,
+            f"sudo -u postgres pgbackrest --stanza={STANZA} --repo1-path={copy} "
+            "--output=text --verbose verify",
+        )
+        assert raw.returncode == 0
+        assert "status: error" in raw.stdout
         proc = lab_ssh(
             REPO,
             f"sudo -u postgres env PGBACKREST_REPO1_PATH={copy} "
             f"/usr/local/sbin/pgstack-pgbackrest-verify {STANZA}",
         )
-        assert proc.returncode != 0, proc.stdout
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        # Failed by reading the report, not because pgbackrest itself exited non-zero.
+        assert "pgstack-pgbackrest-verify: " in proc.stderr
+        assert "exited" not in proc.stderr
     finally:
         lab_ssh(REPO, f"rm -rf {copy}")
 
