@@ -145,6 +145,30 @@ def test_client_trusting_another_ca_is_refused(
     assert "certificate verify failed" in result.stderr
 
 
+def served_certificate_serial(address: str, port: int, ca: Path) -> str:
+    """Serial of the certificate a PostgreSQL-protocol server presents (openssl -starttls postgres)."""
+    handshake = subprocess.run(
+        ["openssl", "s_client", "-starttls", "postgres", "-connect", f"{address}:{port}",
+         "-CAfile", str(ca)],
+        input="", capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    serial = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial"],
+        input=handshake.stdout, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return serial.stdout.strip()
+
+
+def test_pgbouncer_serves_the_certificate_on_disk(db_host: DbHost, ca_file: Path) -> None:
+    """A certificate renewed by another tier's play is picked up (reload) on the next converge."""
+    on_disk = lab_ssh("db1", "openssl x509 -noout -serial -in /etc/pgstack/tls/server.crt")
+    assert on_disk.returncode == 0, on_disk.stderr
+    assert (
+        served_certificate_serial(db_host.address, PGBOUNCER_PORT, ca_file)
+        == on_disk.stdout.strip()
+    )
+
+
 def test_wrong_password_is_refused_through_pgbouncer(db_host: DbHost, ca_file: Path) -> None:
     dsn = bouncer_dsn(db_host, "app", ca_file)
     with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
