@@ -146,7 +146,7 @@ def test_client_trusting_another_ca_is_refused(
 
 
 def served_certificate_serial(address: str, port: int, ca: Path) -> str:
-    """Serial of the certificate a PostgreSQL-protocol server presents (openssl -starttls postgres)."""
+    """Serial of the certificate a PostgreSQL-protocol server presents (openssl -starttls)."""
     handshake = subprocess.run(
         ["openssl", "s_client", "-starttls", "postgres", "-connect", f"{address}:{port}",
          "-CAfile", str(ca)],
