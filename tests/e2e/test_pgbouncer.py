@@ -188,6 +188,16 @@ def test_lookup_function_is_not_callable_by_others(
         conn.execute("SELECT * FROM pgbouncer.get_auth('app_migration')")
 
 
+def test_reload_keeps_clients_connected(app: Callable[..., Conn]) -> None:
+    """Configuration changes are applied with systemctl reload (SIGHUP): clients stay connected."""
+    with app() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        result = lab_ssh("db1", "systemctl reload pgbouncer")
+        assert result.returncode == 0, result.stderr
+        time.sleep(1)
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+
+
 # 2. Pooling: 50 clients through a pool of 5
 
 
