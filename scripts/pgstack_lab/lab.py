@@ -22,6 +22,10 @@ from pgstack_lab.system import Runner, generate_ed25519_key
 log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT = 120.0
+# Every booted systemd takes inotify instances of this machine's root user; Debian's default of
+# 128 runs out at about six lab hosts ("Too many open files" at boot). Raised while a lab exists.
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_INSTANCES_MIN = 1024
 # Debian packages the lab needs on the machine that runs it, by the command each provides.
 REQUIRED_TOOLS = {
     "debootstrap": "debootstrap",
@@ -40,6 +44,15 @@ class HostStatus:
     release: str
     state: str  # running | stopped | stale
     pid: int | None
+
+
+def raise_sysctl(path: Path, minimum: int) -> int:
+    """Raise a numeric kernel setting to at least minimum; return the value it had."""
+    previous = int(path.read_text().split()[0])
+    if previous < minimum:
+        log.info("raising %s from %d to %d", path, previous, minimum)
+        path.write_text(f"{minimum}\n")
+    return previous
 
 
 class Lab:
@@ -150,13 +163,14 @@ class Lab:
         with self.locked():
             self._check_foreign_lab(spec)
             previous_forward = self.network.ensure_gateway(spec)
+            previous_inotify = raise_sysctl(INOTIFY_INSTANCES, INOTIFY_INSTANCES_MIN)
             if not self.network_state.exists():
-                self.network_state.write_text(
-                    json.dumps(
-                        {"network": str(spec.network), "ip_forward_was_on": previous_forward}
-                    )
-                    + "\n"
-                )
+                recorded = {
+                    "network": str(spec.network),
+                    "ip_forward_was_on": previous_forward,
+                    "inotify_instances_was": previous_inotify,
+                }
+                self.network_state.write_text(json.dumps(recorded) + "\n")
             started: list[tuple[HostSpec, Machine]] = []
             for host in hosts:
                 machine = self.machine(host.name)
@@ -238,4 +252,6 @@ class Lab:
             self.network.remove_gateway(
                 ipaddress.IPv4Network(net), recorded.get("ip_forward_was_on")
             )
+        if isinstance(recorded.get("inotify_instances_was"), int):
+            INOTIFY_INSTANCES.write_text(f"{recorded['inotify_instances_was']}\n")
         self.network_state.unlink(missing_ok=True)

@@ -87,7 +87,9 @@ def clean_machine() -> None:
 
 
 def test_up_and_down_twice_in_a_row() -> None:
-    forward_before = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    sysctls = [Path("/proc/sys/net/ipv4/ip_forward"),
+               Path("/proc/sys/fs/inotify/max_user_instances")]  # fmt: skip
+    before = [p.read_text() for p in sysctls]
     for _ in range(2):
         ok("up")
         assert states() == dict.fromkeys(HOSTS, "running")
@@ -102,7 +104,7 @@ def test_up_and_down_twice_in_a_row() -> None:
         assert states() == dict.fromkeys(HOSTS, "stopped")
         assert leftovers() == []
         ok("down")  # safe to run twice
-    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward_before
+    assert [p.read_text() for p in sysctls] == before  # raised while the lab runs, then restored
 
 
 def test_lab_hosts_reach_the_debian_mirror() -> None:
