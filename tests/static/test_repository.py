@@ -123,3 +123,13 @@ def test_committed_inventories_hold_no_secret() -> None:
             assert "lookup('ansible.builtin.password'" in text or text == "CHANGE_ME", (
                 f"{vault.relative_to(REPO_ROOT)}: {name} looks like a real secret"
             )
+
+
+def test_example_inventory_has_every_group_the_playbooks_target() -> None:
+    hosts = load(REPO_ROOT / "inventory/example/hosts.yml")["all"]["children"]
+    targeted = set()
+    for playbook in (REPO_ROOT / "playbooks").glob("*.yml"):
+        for play in load(playbook):
+            if "hosts" in play:
+                targeted |= {g.strip() for g in str(play["hosts"]).split(":") if g.strip()}
+    assert targeted - {"all", "localhost"} <= set(hosts)
