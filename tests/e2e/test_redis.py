@@ -394,7 +394,41 @@ class TestMutualTLS:
         assert "PONG" not in result.stdout
 
 
-# 6. Idempotence and check mode
+# 6. A certificate renewed by another tier's play is served after the next Redis converge
+
+
+def served_serial(host: DbHost) -> str:
+    """The serial of the certificate Redis presents to a client right now."""
+    hello = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host.address}:{PORT}", "-servername", host.fqdn],
+        input="", capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    cert = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial"],
+        input=hello.stdout, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return cert.stdout.strip()
+
+
+def test_certificate_renewed_by_another_play_is_served_without_a_restart(
+    ansible_playbook: Playbook, client: Client, db_host: DbHost
+) -> None:
+    run_id = client("admin").info("server")["run_id"]
+    # Renewed through the PostgreSQL tier's play: its pki handlers do not reach Redis.
+    window = ["-e", "pki_server_cert_valid_days=500", "-e", "pki_renew_before_days=400"]
+    renew = ansible_playbook("--tags", "pki", "--limit", db_host.name, *window)
+    assert renew.returncode == 0, renew.stdout[-3000:]
+    installed = lab_ssh(db_host.name, "openssl x509 -in /etc/pgstack/tls/server.crt -noout -serial")
+    assert installed.returncode == 0, installed.stderr
+    assert served_serial(db_host) != installed.stdout.strip()
+
+    converge = ansible_playbook(playbook=PLAYBOOK)
+    assert converge.returncode == 0, converge.stdout[-3000:]
+    assert served_serial(db_host) == installed.stdout.strip()
+    assert client("admin").info("server")["run_id"] == run_id  # re-read, not restarted
+
+
+# 7. Idempotence and check mode
 
 
 def test_second_converge_changes_nothing(ansible_playbook: Playbook) -> None:
@@ -405,7 +439,7 @@ def test_check_diff_on_converged_host_changes_nothing(ansible_playbook: Playbook
     assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK, check=True))
 
 
-# 7. Malformed settings stop the play before any change, naming the variable
+# 8. Malformed settings stop the play before any change, naming the variable
 
 GOOD_PASSWORD = "e2e-valid-password-0123456789"
 ADMIN = {"name": "admin", "kind": "admin", "password": GOOD_PASSWORD}
