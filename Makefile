@@ -64,13 +64,21 @@ lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice
 e2e: lab ## converge the lab, then test it from the outside with real clients
 	$(BIN)/pytest -q tests/e2e
 
+MOLECULE_ROLES := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
+
 .PHONY: molecule
-molecule: host-deps venv ## each role's molecule scenario (create, converge, idempotence, verify, destroy)
-	@for scenario in roles/*/molecule/default; do \
-		role=$${scenario%/molecule/default}; \
-		echo "== molecule: $$role"; \
-		(cd $$role && $(CURDIR)/$(BIN)/molecule test) || exit 1; \
-	done
+molecule: host-deps venv ## each role's molecule scenario (create, converge, idempotence, check, verify, destroy), three at a time
+	@$(MAKE) --no-print-directory -j3 --output-sync=target $(addprefix molecule-,$(MOLECULE_ROLES))
+
+# One scenario; each has its own lab hosts, so scenarios run side by side.
+molecule-%: host-deps venv
+	@echo "== molecule: roles/$*"
+	@start=$$(date +%s); cd roles/$* && $(CURDIR)/$(BIN)/molecule test; status=$$?; \
+		echo "== molecule: roles/$* $$( [ $$status -eq 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
+		exit $$status
+
+# The pgbackrest and pg_dump scenarios share their two lab addresses: one after the other.
+molecule-pg_dump: molecule-pgbackrest
 
 .PHONY: test
 test: host-deps venv ## everything CI runs; always tears the lab down and prints the duration
