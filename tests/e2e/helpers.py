@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -138,3 +139,45 @@ def lab_ssh(
         timeout=timeout,
         check=False,
     )
+
+
+def run_psql(dsn: str, password: str, query: str) -> subprocess.CompletedProcess[str]:
+    """Run one query with the psql binary; the password goes through the environment, not argv."""
+    env = {**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"}
+    return subprocess.run(
+        ["psql", "--no-psqlrc", "--tuples-only", "--no-align", "--dbname", dsn, "--command", query],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def served_certificate_serial(address: str, port: int, *, starttls: str | None = None) -> str:
+    """The serial of the certificate a TLS server presents right now (`serial=...`).
+
+    PostgreSQL and PgBouncer start with an SSLRequest packet: pass starttls="postgres".
+    """
+    argv = ["openssl", "s_client", "-connect", f"{address}:{port}"]
+    if starttls is not None:
+        argv += ["-starttls", starttls]
+    handshake = subprocess.run(
+        argv, input="", capture_output=True, text=True, timeout=30, check=False
+    )
+    serial = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial"],
+        input=handshake.stdout,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return serial.stdout.strip()
+
+
+def installed_certificate_serial(host: str, path: str = "/etc/pgstack/tls/server.crt") -> str:
+    """The serial of a certificate file on a lab host (`serial=...`)."""
+    result = lab_ssh(host, f"openssl x509 -noout -serial -in {path}")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

@@ -6,7 +6,6 @@ PostgreSQL side is observed directly on 5432 (pg_stat_activity, as the monitorin
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -26,9 +25,12 @@ from helpers import (
     assert_nothing_changed,
     conninfo,
     failure_messages,
+    installed_certificate_serial,
     lab_ssh,
     make_foreign_ca,
     parse_recap,
+    run_psql,
+    served_certificate_serial,
 )
 
 pytestmark = pytest.mark.e2e
@@ -52,19 +54,6 @@ def bouncer_dsn(
     **kw: Any,
 ) -> str:
     return conninfo(host, user, ca, port=PGBOUNCER_PORT, dbname=dbname, sslmode=sslmode, **kw)
-
-
-def run_psql(dsn: str, password: str, query: str) -> subprocess.CompletedProcess[str]:
-    """One query with the psql binary; the password goes through the environment, not argv."""
-    env = {**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"}
-    return subprocess.run(
-        ["psql", "--no-psqlrc", "--tuples-only", "--no-align", "--dbname", dsn, "--command", query],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def admin_console(command: str) -> subprocess.CompletedProcess[str]:
@@ -145,28 +134,10 @@ def test_client_trusting_another_ca_is_refused(
     assert "certificate verify failed" in result.stderr
 
 
-def served_certificate_serial(address: str, port: int, ca: Path) -> str:
-    """Serial of the certificate a PostgreSQL-protocol server presents (openssl -starttls)."""
-    handshake = subprocess.run(
-        ["openssl", "s_client", "-starttls", "postgres", "-connect", f"{address}:{port}",
-         "-CAfile", str(ca)],
-        input="", capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
-    serial = subprocess.run(
-        ["openssl", "x509", "-noout", "-serial"],
-        input=handshake.stdout, capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return serial.stdout.strip()
-
-
 def test_pgbouncer_serves_the_certificate_on_disk(db_host: DbHost, ca_file: Path) -> None:
     """A certificate renewed by another tier's play is picked up (reload) on the next converge."""
-    on_disk = lab_ssh("db1", "openssl x509 -noout -serial -in /etc/pgstack/tls/server.crt")
-    assert on_disk.returncode == 0, on_disk.stderr
-    assert (
-        served_certificate_serial(db_host.address, PGBOUNCER_PORT, ca_file)
-        == on_disk.stdout.strip()
-    )
+    served = served_certificate_serial(db_host.address, PGBOUNCER_PORT, starttls="postgres")
+    assert served == installed_certificate_serial(db_host.name)
 
 
 def test_wrong_password_is_refused_through_pgbouncer(db_host: DbHost, ca_file: Path) -> None:

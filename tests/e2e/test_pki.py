@@ -6,43 +6,23 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import DbHost, parse_recap
+from helpers import (
+    PORT,
+    DbHost,
+    installed_certificate_serial,
+    lab_ssh,
+    parse_recap,
+    served_certificate_serial,
+)
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 Playbook = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def on_host(host: str, command: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pgstack_lab", "ssh", host, command],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    return proc.stdout
-
-
-def installed_serial(host: DbHost) -> str:
-    return on_host(host.name, "openssl x509 -in /etc/pgstack/tls/server.crt -noout -serial")
-
-
-def served_serial(host: DbHost) -> str:
-    """The serial of the certificate PostgreSQL presents to a client right now."""
-    hello = subprocess.run(
-        ["openssl", "s_client", "-starttls", "postgres", "-connect", f"{host.address}:5432",
-         "-servername", host.fqdn],
-        input="", capture_output=True, text=True, check=False, timeout=30,
-    )  # fmt: skip
-    cert = subprocess.run(
-        ["openssl", "x509", "-noout", "-serial"],
-        input=hello.stdout, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return cert.stdout
 
 
 def digest(path: Path) -> str:
@@ -65,14 +45,16 @@ def test_converge_never_regenerates_the_ca(ansible_playbook: Playbook, lab_dir: 
 def test_certificate_renewed_inside_the_window_and_served(
     ansible_playbook, db_host: DbHost
 ) -> None:  # type: ignore[no-untyped-def]
-    old = installed_serial(db_host)
-    assert served_serial(db_host) == old
+    old = installed_certificate_serial(db_host.name)
+    assert served_certificate_serial(db_host.address, PORT, starttls="postgres") == old
     # A window longer than the certificate's remaining life: it must be re-issued...
     window = ["-e", "pki_server_cert_valid_days=500", "-e", "pki_renew_before_days=400"]
     assert pki_run(ansible_playbook, *window)["changed"] > 0
-    new = installed_serial(db_host)
+    new = installed_certificate_serial(db_host.name)
     assert new != old
-    assert served_serial(db_host) == new  # PostgreSQL reloaded it
+    assert (
+        served_certificate_serial(db_host.address, PORT, starttls="postgres") == new
+    )  # PostgreSQL reloaded it
     # ...once: the new certificate lives 500 days, past the 400-day window.
     assert pki_run(ansible_playbook, *window)["changed"] == 0
 
@@ -82,9 +64,9 @@ def test_certificate_reissued_when_names_change(
 ) -> None:
     extra = ["-e", '{"pki_server_extra_sans": ["DNS:db.pgstack.example"]}']
     assert pki_run(ansible_playbook, *extra)["changed"] > 0
-    names = on_host(
+    names = lab_ssh(
         db_host.name, "openssl x509 -in /etc/pgstack/tls/server.crt -noout -ext subjectAltName"
-    )
+    ).stdout
     assert "DNS:db.pgstack.example" in names
     assert pki_run(ansible_playbook, *extra)["changed"] == 0
     # back to the inventory's names

@@ -5,7 +5,6 @@ Real clients only: psycopg 3 and the psql binary, with sslmode=verify-full again
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from helpers import (
     assert_nothing_changed,
     conninfo,
     make_foreign_ca,
+    run_psql,
 )
 from psycopg import errors, sql
 
@@ -49,19 +49,6 @@ def connect(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -> Ite
     yield _connect
     for conn in opened:
         conn.close()
-
-
-def run_psql(dsn: str, password: str, query: str) -> subprocess.CompletedProcess[str]:
-    """Run one query with the psql binary; the password goes through the environment, not argv."""
-    env = {**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"}
-    return subprocess.run(
-        ["psql", "--no-psqlrc", "--tuples-only", "--no-align", "--dbname", dsn, "--command", query],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -23,9 +23,11 @@ from helpers import (
     DbHost,
     assert_nothing_changed,
     failure_messages,
+    installed_certificate_serial,
     lab_ssh,
     make_foreign_ca,
     parse_recap,
+    served_certificate_serial,
 )
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -397,28 +399,14 @@ class TestMutualTLS:
 # 6. A certificate renewed by another tier's play is served after the next Redis converge
 
 
-def served_serial(host: DbHost) -> str:
-    """The serial of the certificate Redis presents to a client right now."""
-    hello = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{host.address}:{PORT}", "-servername", host.fqdn],
-        input="", capture_output=True, text=True, check=False, timeout=30,
-    )  # fmt: skip
-    cert = subprocess.run(
-        ["openssl", "x509", "-noout", "-serial"],
-        input=hello.stdout, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return cert.stdout.strip()
-
-
 def test_certificate_renewed_by_another_play_is_served_without_a_restart(
     ansible_playbook: Playbook, client: Client, db_host: DbHost
 ) -> None:
+    def served_serial() -> str:
+        return served_certificate_serial(db_host.address, PORT)
+
     def installed_serial() -> str:
-        result = lab_ssh(
-            db_host.name, "openssl x509 -in /etc/pgstack/tls/server.crt -noout -serial"
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
+        return installed_certificate_serial(db_host.name)
 
     def run(*args: str, playbook: str = "playbooks/postgresql.yml") -> None:
         result = ansible_playbook(*args, playbook=playbook)
@@ -429,15 +417,15 @@ def test_certificate_renewed_by_another_play_is_served_without_a_restart(
     extra_name = ["-e", '{"pki_server_extra_sans": ["DNS:redis-e2e.pgstack.example"]}']
     run("--tags", "pki", "--limit", db_host.name, *extra_name)
     try:
-        assert served_serial(db_host) != installed_serial()
+        assert served_serial() != installed_serial()
         run(*extra_name, playbook=PLAYBOOK)
-        assert served_serial(db_host) == installed_serial()
+        assert served_serial() == installed_serial()
         assert client("admin").info("server")["run_id"] == run_id  # re-read, not restarted
     finally:
         # Back to the inventory's names, for PostgreSQL and for Redis.
         run("--tags", "pki", "--limit", db_host.name)
         run(playbook=PLAYBOOK)
-    assert served_serial(db_host) == installed_serial()
+    assert served_serial() == installed_serial()
 
 
 # 7. Idempotence and check mode
