@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,23 +193,31 @@ def test_the_verify_wrapper_fails_on_a_damaged_repository() -> None:
 # --- pg_dump
 
 
-@pytest.fixture(scope="module")
-def app_data(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -> Iterator[str]:
-    """A table with rows of several types, made by the migration role (dropped afterwards)."""
-    name = f"e2e_backup_{uuid.uuid4().hex[:8]}"
+@contextmanager
+def scratch_table(
+    db_host: DbHost, ca_file: Path, secret: Callable[[str], str], prefix: str, select: str
+) -> Iterator[str]:
+    """A table made by the migration role from `CREATE TABLE ... AS <select>`, dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(
         conninfo(db_host, "app_migration", ca_file),
         password=secret(ROLE_SECRETS["app_migration"]),
         autocommit=True,
     ) as conn:
-        conn.execute(
-            sql.SQL(
-                "CREATE TABLE public.{} AS SELECT g AS id, md5(g::text) AS note, g * 1.5 AS amount,"
-                " now() - g * interval '1 minute' AS at FROM generate_series(1, 5000) AS g"
-            ).format(sql.Identifier(name))
-        )
+        conn.execute(sql.SQL("CREATE TABLE public.{} AS " + select).format(sql.Identifier(name)))
         yield name
         conn.execute(sql.SQL("DROP TABLE IF EXISTS public.{}").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def app_data(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -> Iterator[str]:
+    """A table with rows of several types, made by the migration role (dropped afterwards)."""
+    with scratch_table(
+        db_host, ca_file, secret, "e2e_backup",
+        "SELECT g AS id, md5(g::text) AS note, g * 1.5 AS amount,"
+        " now() - g * interval '1 minute' AS at FROM generate_series(1, 5000) AS g",
+    ) as name:  # fmt: skip
+        yield name
 
 
 def test_a_dump_restores_into_a_scratch_database_matching_its_manifest(app_data: str) -> None:
@@ -305,20 +314,12 @@ def test_unwritable_destination_fails_keeps_the_last_dump_and_records_the_failur
 @pytest.fixture(scope="module")
 def big_table(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -> Iterator[str]:
     """Enough rows that a dump takes several seconds (dropped afterwards)."""
-    name = f"e2e_bulk_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(
-        conninfo(db_host, "app_migration", ca_file),
-        password=secret(ROLE_SECRETS["app_migration"]),
-        autocommit=True,
-    ) as conn:
-        conn.execute(
-            sql.SQL(
-                "CREATE TABLE public.{} AS SELECT g AS id, md5(g::text) AS a,"
-                " md5((g * 7)::text) AS b FROM generate_series(1, 2500000) AS g"
-            ).format(sql.Identifier(name))
-        )
+    with scratch_table(
+        db_host, ca_file, secret, "e2e_bulk",
+        "SELECT g AS id, md5(g::text) AS a,"
+        " md5((g * 7)::text) AS b FROM generate_series(1, 2500000) AS g",
+    ) as name:  # fmt: skip
         yield name
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS public.{}").format(sql.Identifier(name)))
 
 
 @pytest.mark.parametrize("signal", ["SIGTERM", "SIGKILL"])
