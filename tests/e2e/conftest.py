@@ -94,7 +94,7 @@ AnsiblePlaybook = Callable[..., "subprocess.CompletedProcess[str]"]
 def ansible_playbook(lab_inventory: Path) -> AnsiblePlaybook:
     def run(
         *args: str,
-        playbook: str = "playbooks/postgresql.yml",
+        playbook: str,
         extra_vars_file: Path | None = None,
         check: bool = False,
     ) -> subprocess.CompletedProcess[str]:

@@ -162,12 +162,11 @@ def served_certificate_serial(address: str, port: int, *, starttls: str | None =
     argv = ["openssl", "s_client", "-connect", f"{address}:{port}"]
     if starttls is not None:
         argv += ["-starttls", starttls]
-    handshake = subprocess.run(
-        argv, input="", capture_output=True, text=True, timeout=30, check=False
-    )
+    # Bytes: a server may answer the handshake with binary data (pgBackRest's TLS server does).
+    handshake = subprocess.run(argv, input=b"", capture_output=True, timeout=30, check=False)
     serial = subprocess.run(
         ["openssl", "x509", "-noout", "-serial"],
-        input=handshake.stdout,
+        input=handshake.stdout.decode("utf-8", errors="replace"),
         capture_output=True,
         text=True,
         timeout=30,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from helpers import assert_nothing_changed, lab_ssh
+from helpers import lab_ssh
 
 pytestmark = pytest.mark.e2e
 
@@ -127,17 +127,3 @@ def test_url_works_as_written_with_psycopg(
     result = as_app_user(f"python3 -c {shlex.quote(program)}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(port), user]
-
-
-def test_second_run_changes_nothing(
-    converged: subprocess.CompletedProcess[str], ansible_playbook: PlaybookRunner
-) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK))
-
-
-def test_check_diff_changes_nothing_and_shows_no_secret(
-    converged: subprocess.CompletedProcess[str], ansible_playbook: PlaybookRunner, secret: Secret
-) -> None:
-    result = ansible_playbook(playbook=PLAYBOOK, check=True)
-    assert_nothing_changed(result)
-    assert secret("postgresql_app") not in result.stdout + result.stderr

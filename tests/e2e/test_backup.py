@@ -23,7 +23,6 @@ import yaml
 from helpers import (
     ROLE_SECRETS,
     DbHost,
-    assert_nothing_changed,
     conninfo,
     failure_messages,
     lab_ssh,
@@ -377,14 +376,6 @@ def test_archiving_queues_during_an_outage_and_catches_up_without_a_gap() -> Non
     # No gap: pgBackRest checks every WAL segment of the archive.
     sh(REPO, f"sudo -u postgres /usr/local/sbin/pgstack-pgbackrest-verify {STANZA}")
     sh(DB, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
-
-
-# --- converge behaviour
-
-
-def test_second_converge_and_check_mode_change_nothing(ansible_playbook: Playbook) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK))
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK, check=True))
 
 
 # (variable, bad value, tag that runs the play's checks)

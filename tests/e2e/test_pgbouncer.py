@@ -22,15 +22,12 @@ from helpers import (
     ROLE_SECRETS,
     SSL_QUERY,
     DbHost,
-    assert_nothing_changed,
     conninfo,
     failure_messages,
-    installed_certificate_serial,
     lab_ssh,
     make_foreign_ca,
     parse_recap,
     run_psql,
-    served_certificate_serial,
 )
 
 pytestmark = pytest.mark.e2e
@@ -132,17 +129,6 @@ def test_client_trusting_another_ca_is_refused(
     result = run_psql(dsn, secret("postgresql_app"), "SELECT 1")
     assert result.returncode != 0
     assert "certificate verify failed" in result.stderr
-
-
-def test_pgbouncer_serves_the_certificate_on_disk(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]], db_host: DbHost
-) -> None:
-    """A certificate renewed by another tier's play (earlier tests renew it through
-    playbooks/postgresql.yml) is picked up, with a reload, by the next PgBouncer converge."""
-    converge = ansible_playbook(playbook=PLAYBOOK)
-    assert converge.returncode == 0, converge.stdout[-3000:]
-    served = served_certificate_serial(db_host.address, PGBOUNCER_PORT, starttls="postgres")
-    assert served == installed_certificate_serial(db_host.name)
 
 
 def test_wrong_password_is_refused_through_pgbouncer(db_host: DbHost, ca_file: Path) -> None:
@@ -471,17 +457,3 @@ def test_malformed_pool_settings_fail_before_any_change(
     variable: str,
 ) -> None:
     assert_failed_before_any_change(run_with(ansible_playbook, tmp_path, extra), variable)
-
-
-def test_second_converge_changes_nothing(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]],
-) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK))
-
-
-def test_check_diff_on_converged_host_changes_nothing(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]], secret: Secret
-) -> None:
-    result = ansible_playbook(playbook=PLAYBOOK, check=True)
-    assert_nothing_changed(result)
-    assert secret("pgbouncer_auth") not in result.stdout + result.stderr

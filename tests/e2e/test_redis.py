@@ -21,13 +21,10 @@ import redis
 import yaml
 from helpers import (
     DbHost,
-    assert_nothing_changed,
     failure_messages,
-    installed_certificate_serial,
     lab_ssh,
     make_foreign_ca,
     parse_recap,
-    served_certificate_serial,
 )
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -396,50 +393,7 @@ class TestMutualTLS:
         assert "PONG" not in result.stdout
 
 
-# 6. A certificate renewed by another tier's play is served after the next Redis converge
-
-
-def test_certificate_renewed_by_another_play_is_served_without_a_restart(
-    ansible_playbook: Playbook, client: Client, db_host: DbHost
-) -> None:
-    def served_serial() -> str:
-        return served_certificate_serial(db_host.address, PORT)
-
-    def installed_serial() -> str:
-        return installed_certificate_serial(db_host.name)
-
-    def run(*args: str, playbook: str = "playbooks/postgresql.yml") -> None:
-        result = ansible_playbook(*args, playbook=playbook)
-        assert result.returncode == 0, result.stdout[-3000:]
-
-    run_id = client("admin").info("server")["run_id"]
-    # Re-issued (new name) through the PostgreSQL tier's play: its pki handlers do not reach Redis.
-    extra_name = ["-e", '{"pki_server_extra_sans": ["DNS:redis-e2e.pgstack.example"]}']
-    run("--tags", "pki", "--limit", db_host.name, *extra_name)
-    try:
-        assert served_serial() != installed_serial()
-        run(*extra_name, playbook=PLAYBOOK)
-        assert served_serial() == installed_serial()
-        assert client("admin").info("server")["run_id"] == run_id  # re-read, not restarted
-    finally:
-        # Back to the inventory's names, for PostgreSQL and for Redis.
-        run("--tags", "pki", "--limit", db_host.name)
-        run(playbook=PLAYBOOK)
-    assert served_serial() == installed_serial()
-
-
-# 7. Idempotence and check mode
-
-
-def test_second_converge_changes_nothing(ansible_playbook: Playbook) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK))
-
-
-def test_check_diff_on_converged_host_changes_nothing(ansible_playbook: Playbook) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK, check=True))
-
-
-# 8. Malformed settings stop the play before any change, naming the variable
+# 6. Malformed settings stop the play before any change, naming the variable
 
 GOOD_PASSWORD = "e2e-valid-password-0123456789"
 ADMIN = {"name": "admin", "kind": "admin", "password": GOOD_PASSWORD}
