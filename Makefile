@@ -39,6 +39,12 @@ venv: $(VENV)/.installed ## the controller's Python tool chain in .venv (ansible
 lab: host-deps venv ## bring the lab up and converge the whole stack on it
 	$(BIN)/pgstack-lab up
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+	@$(BIN)/pgstack-lab summary
+
+APP ?= app
+.PHONY: app-shell
+app-shell: venv ## a shell on app1 as application APP (default app) with its env file loaded
+	$(BIN)/pgstack-lab ssh app1 "sudo -u $(APP) bash -c 'set -a; . /etc/pgstack/$(APP).env; set +a; cd /tmp; exec bash -i'"
 
 .PHONY: lab-down
 lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rule

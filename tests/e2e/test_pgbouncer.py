@@ -318,7 +318,7 @@ def test_role_created_and_password_changed_in_postgresql_work_at_once(
             psycopg.connect(dsn, password=first).close()
     finally:
         superuser_sql(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';\n"  # noqa: S608
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';\n"
             f"REVOKE CONNECT ON DATABASE app FROM {role};\nDROP ROLE {role};\n"
         )
 

@@ -6,6 +6,7 @@ binary, over TLS against the lab CA. Every refusal is attempted and must be refu
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import socket
 import ssl
@@ -32,6 +33,7 @@ from redis.retry import Retry
 pytestmark = pytest.mark.e2e
 
 PLAYBOOK = "playbooks/redis.yml"
+APP_PLAYBOOK = "playbooks/app_env.yml"
 PORT = 6379
 # ACL users of inventory/lab/group_vars/redis/main.yml -> the lab secret with their password.
 USER_SECRETS = {"admin": "redis_admin", "app": "redis_app", "monitoring": "redis_monitoring"}
@@ -308,10 +310,15 @@ def openssl(*args: str) -> None:
 
 @pytest.fixture(scope="class")
 def mutual_tls(ansible_playbook: Playbook) -> Iterator[None]:
-    on = ansible_playbook("--tags", "redis", "-e", "redis_tls_auth_clients=yes", playbook=PLAYBOOK)
+    """Redis with tls-auth-clients yes, and app1's env files naming the client certificates that
+    app_env then issues (one ansible-playbook run of both tiers); back to the inventory after."""
+    tiers = ("--tags", "redis,app_env")
+    on = ansible_playbook(
+        APP_PLAYBOOK, *tiers, "-e", "redis_tls_auth_clients=yes", playbook=PLAYBOOK
+    )
     assert on.returncode == 0, on.stdout[-3000:]
     yield
-    off = ansible_playbook("--tags", "redis", playbook=PLAYBOOK)
+    off = ansible_playbook(APP_PLAYBOOK, *tiers, playbook=PLAYBOOK)
     assert off.returncode == 0, off.stdout[-3000:]
 
 
@@ -369,6 +376,24 @@ class TestMutualTLS:
         result = redis_cli(db_host, "PING", user="app", password=secret("redis_app"), ca=ca_file,
                            cert=issued_client_cert)  # fmt: skip
         assert result.stdout.strip() == "PONG", result.stderr
+
+    @pytest.mark.usefixtures("clients_on_app_host")
+    @pytest.mark.parametrize("app", ["app", "billing"])
+    def test_env_file_client_certificate_works_on_the_app_host(self, app: str) -> None:
+        """REDIS_URL with the client certificate and key the env file names, as app1's user."""
+        program = (
+            "import os, redis\n"
+            "r = redis.Redis.from_url(os.environ['REDIS_URL'], ssl_cert_reqs='required',\n"
+            "    ssl_ca_certs=os.environ['REDIS_CA_FILE'], ssl_check_hostname=True,\n"
+            "    ssl_certfile=os.environ['REDIS_CLIENT_CERT_FILE'],\n"
+            "    ssl_keyfile=os.environ['REDIS_CLIENT_KEY_FILE'])\n"
+            "print(r.ping())\n"
+        )
+        script = f"set -a; . /etc/pgstack/{app}.env; set +a; python3 -c {shlex.quote(program)}"
+        result = lab_ssh("app1", f"sudo -u {app} sh -c {shlex.quote(script)}")
+        assert result.stdout.strip() == "True", result.stderr
+        key = lab_ssh("app1", f"stat -c '%a %U' /etc/pgstack/tls/clients/redis-{app}.key")
+        assert key.stdout.split() == ["600", app]
 
     def test_no_client_certificate_is_refused(
         self, client: Client, db_host: DbHost, ca_file: Path, secret: Callable[[str], str]
