@@ -86,12 +86,22 @@ molecule-%: host-deps venv
 # The pgbackrest and pg_dump scenarios share their two lab addresses: one after the other.
 molecule-pg_dump: molecule-pgbackrest
 
+# The layers of `make test`, in order: fast and offline first, the lab last.
+TEST_LAYERS := lint unit lab-lifecycle e2e molecule
+
 .PHONY: test
-test: host-deps venv ## everything CI runs; always tears the lab down and prints the duration
-	@start=$$(date +%s); status=0; \
-	$(MAKE) --no-print-directory lint unit lab-lifecycle e2e molecule || status=$$?; \
+test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down
+	@start=$$(date +%s); status=0; report=""; \
+	for layer in $(TEST_LAYERS); do \
+		began=$$(date +%s); \
+		if $(MAKE) --no-print-directory $$layer; then result=passed; else result=FAILED; status=1; fi; \
+		line=$$(printf '  %-14s %-6s %4d s' "$$layer" "$$result" $$(( $$(date +%s) - began ))); \
+		echo "== layer$$line"; report="$$report$$line\n"; \
+		[ $$status -eq 0 ] || break; \
+	done; \
 	$(MAKE) --no-print-directory lab-down || { [ $$status -ne 0 ] || status=1; }; \
 	elapsed=$$(( $$(date +%s) - start )); \
+	printf 'pgstack test suite layers:\n%b' "$$report"; \
 	printf 'pgstack test suite: %s after %dm%02ds\n' \
 		"$$( [ $$status -eq 0 ] && echo passed || echo FAILED )" $$((elapsed / 60)) $$((elapsed % 60)); \
 	exit $$status
