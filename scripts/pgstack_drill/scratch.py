@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 PREFIX = "pgstack-drill-"
 DATABASE_PREFIX = "pgstack_drill_"
 LOCK_FILE = ".pgstack-drill.lock"
+MAX_SOCKET_PATH = 100
 # Where PostgreSQL servers of this host put their sockets (Debian's clusters, hand-started ones).
 SOCKET_DIRS = (Path("/var/run/postgresql"), Path("/tmp"))  # noqa: S108 - only looked at
 # Settings given on the postmaster's command line: they win over anything in the restored
@@ -129,6 +131,7 @@ class Scratch:
     port: int
     timezone: str = "UTC"
     started_pid: int | None = None
+    socket_dir: Path = Path()
 
     @classmethod
     def create(
@@ -145,8 +148,15 @@ class Scratch:
         root = scratch_root / f"{PREFIX}{kind}-{started.strftime('%Y%m%dT%H%M%SZ')}"
         root.mkdir(mode=0o700)
         scratch = cls(root=root, runner=runner, bin_dir=bin_dir, port=port, timezone=timezone)
-        for sub in (scratch.data_dir, scratch.socket_dir):
-            sub.mkdir(mode=0o700)
+        scratch.data_dir.mkdir(mode=0o700)
+        # A Unix socket path has at most 107 bytes: under a deep scratch root the socket goes to
+        # a directory of its own in /tmp (same prefix, removed with the rest).
+        socket_dir = root / "run"
+        if len(str(socket_dir / f".s.PGSQL.{port}.lock")) <= MAX_SOCKET_PATH:
+            socket_dir.mkdir(mode=0o700)
+        else:
+            socket_dir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}run-"))
+        scratch.socket_dir = socket_dir
         if os.geteuid() == 0:
             for path in (root, scratch.data_dir, scratch.socket_dir):
                 shutil.chown(path, user=runner.os_user, group=None)
@@ -155,10 +165,6 @@ class Scratch:
     @property
     def data_dir(self) -> Path:
         return self.root / "data"
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.root / "run"
 
     @property
     def log_file(self) -> Path:
@@ -299,5 +305,6 @@ class Scratch:
         try:
             self.stop()
         finally:
-            if self.root.name.startswith(PREFIX):
-                shutil.rmtree(self.root, ignore_errors=True)
+            for path in (self.root, self.socket_dir):
+                if path.name.startswith(PREFIX) or path.parent == self.root:
+                    shutil.rmtree(path, ignore_errors=True)

@@ -21,7 +21,7 @@ from pgstack_drill.errors import ExitCode, PreconditionError, UsageError
 from pgstack_drill.schema import JOB_STATUSES, WORKLOAD_SQL
 
 BASE_TIME = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-BATCH_JOBS = 2000
+BATCH_JOBS = 250
 INPUT_TYPES = (("pdf", 40), ("docx", 20), ("image", 15), ("audio", 10), ("csv", 10), ("html", 5))
 EXTENSIONS = {
     "pdf": "pdf",
