@@ -210,7 +210,7 @@ class DrillDirs:
     def common(self) -> list[str]:
         return ["--cluster", CLUSTER, "--scratch-dir", str(self.scratch), "--port", str(self.port),
                 "--reports-dir", str(self.reports), "--status-dir", str(self.status),
-                "--os-user", OS_USER, "--no-progress"]  # fmt: skip
+                "--os-user", OS_USER]  # fmt: skip
 
     def report(self) -> dict[str, Any]:
         (path,) = self.reports.glob("*.json")
@@ -222,6 +222,10 @@ class DrillDirs:
             (self.status / f"drill-{CLUSTER}-{kind}.json").read_text()
         )
         return data
+
+    def kind_of_last(self) -> str:
+        (path,) = self.status.glob(f"drill-{CLUSTER}-*.json")
+        return path.stem.rsplit("-", 1)[1]
 
     def leftovers(self) -> list[str]:
         return sorted(p.name for p in self.scratch.iterdir() if p.name.startswith("pgstack-drill-"))

@@ -13,7 +13,7 @@ from pgstack_drill.cli import main
 
 
 def logical(dirs: DrillDirs, dumps_root: Path, *extra: str) -> int:
-    return main(["logical", *dirs.common(), "--database", "app", "--dumps-dir", str(dumps_root),
+    return main(["logical", *dirs.common(), "--no-progress", "--database", "app", "--dumps-dir", str(dumps_root),
                  *extra])  # fmt: skip
 
 

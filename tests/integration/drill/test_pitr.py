@@ -15,7 +15,7 @@ from pgstack_drill.cli import main
 
 
 def pitr(primary: Primary, dirs: DrillDirs, *extra: str) -> int:
-    return main(["pitr", *dirs.common(), "--stanza", STANZA,
+    return main(["pitr", *dirs.common(), "--no-progress", "--stanza", STANZA,
                  "--pgbackrest-config", str(primary.pgbackrest_config), *extra])  # fmt: skip
 
 
