@@ -7,14 +7,24 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CLUSTER, DrillDirs, Dumps
+from drill_helpers import CLUSTER, DrillDirs, Dumps
 
 from pgstack_drill.cli import main
 
 
 def logical(dirs: DrillDirs, dumps_root: Path, *extra: str) -> int:
-    return main(["logical", *dirs.common(), "--no-progress", "--database", "app", "--dumps-dir", str(dumps_root),
-                 *extra])  # fmt: skip
+    return main(
+        [
+            "logical",
+            *dirs.common(),
+            "--no-progress",
+            "--database",
+            "app",
+            "--dumps-dir",
+            str(dumps_root),
+            *extra,
+        ]
+    )
 
 
 def test_a_good_dump_passes_with_rto_and_phases(app_dump: Dumps, drill_dirs: DrillDirs) -> None:
@@ -23,8 +33,16 @@ def test_a_good_dump_passes_with_rto_and_phases(app_dump: Dumps, drill_dirs: Dri
     assert report["result"] == "passed"
     assert 0 < report["rto_seconds"] < 3600
     names = [phase["name"] for phase in report["phases"]]
-    assert names == ["fetch", "scratch cluster", "globals", "schema", "data",
-                     "indexes and constraints", "verify", "cleanup"]  # fmt: skip
+    assert names == [
+        "fetch",
+        "scratch cluster",
+        "globals",
+        "schema",
+        "data",
+        "indexes and constraints",
+        "verify",
+        "cleanup",
+    ]
     tables = {t["table"]: t for t in report["verification"]["tables"]}
     assert set(tables) == {"public.jobs", "public.results"}
     assert all(t["ok"] for t in tables.values())
@@ -62,8 +80,10 @@ def _rewrite_manifest(dump_dir: Path, change: str) -> None:
         data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
         import hashlib  # noqa: PLC0415
 
-        manifest["files"]["data.dump"] = {"size_bytes": data.stat().st_size,
-                                          "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}  # fmt: skip
+        manifest["files"]["data.dump"] = {
+            "size_bytes": data.stat().st_size,
+            "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        }
     manifest_path.write_text(json.dumps(manifest))
 
 

@@ -9,14 +9,24 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import REPO_ROOT, STANZA, DrillDirs, Primary
+from drill_helpers import REPO_ROOT, STANZA, DrillDirs, Primary
 
 from pgstack_drill.cli import main
 
 
 def pitr(primary: Primary, dirs: DrillDirs, *extra: str) -> int:
-    return main(["pitr", *dirs.common(), "--no-progress", "--stanza", STANZA,
-                 "--pgbackrest-config", str(primary.pgbackrest_config), *extra])  # fmt: skip
+    return main(
+        [
+            "pitr",
+            *dirs.common(),
+            "--no-progress",
+            "--stanza",
+            STANZA,
+            "--pgbackrest-config",
+            str(primary.pgbackrest_config),
+            *extra,
+        ]
+    )
 
 
 def test_a_restore_point_before_a_drop_brings_the_table_back(
@@ -24,15 +34,23 @@ def test_a_restore_point_before_a_drop_brings_the_table_back(
 ) -> None:
     table = f"precious_{secrets.token_hex(4)}"
     point = f"before-drop-{table}"
-    primary.execute(f"CREATE TABLE {table} AS SELECT g AS id, md5(g::text) AS v "
-                    "FROM generate_series(1, 500) g")  # fmt: skip
+    primary.execute(
+        f"CREATE TABLE {table} AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g"  # noqa: S608
+    )
     primary.execute(f"SELECT pg_create_restore_point('{point}')")
     primary.execute(f"DROP TABLE {table}")
     primary.pgbackrest("check")  # switches WAL and waits until the segment is archived
 
-    code = pitr(primary, drill_dirs, "--target-name", point,
-                "--expect-table", f"postgres:public.{table}",
-                "--check", f"postgres:SELECT count(*) = 500 FROM {table}")  # fmt: skip
+    code = pitr(
+        primary,
+        drill_dirs,
+        "--target-name",
+        point,
+        "--expect-table",
+        f"postgres:public.{table}",
+        "--check",
+        f"postgres:SELECT count(*) = 500 FROM {table}",  # noqa: S608
+    )
 
     report = drill_dirs.report()
     assert code == 0, report["error"]
@@ -43,8 +61,12 @@ def test_a_restore_point_before_a_drop_brings_the_table_back(
     assert report["source"]["target"] == f"name {point}"
     assert report["rpo_seconds"] is None  # no disaster time for a named target
     assert [p["name"] for p in report["phases"]] == [
-        "backup info", "restore", "recover", "verify", "cleanup"
-    ]  # fmt: skip
+        "backup info",
+        "restore",
+        "recover",
+        "verify",
+        "cleanup",
+    ]
     assert drill_dirs.status_file("pitr")["last_attempt"]["result"] == "passed"
     assert drill_dirs.leftovers() == []
     assert primary.execute(f"SELECT to_regclass('{table}')") == [(None,)]  # the primary untouched
@@ -66,9 +88,11 @@ def heartbeat(primary: Primary) -> Iterator[None]:
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if primary.execute("SELECT to_regclass('pgstack_heartbeat') IS NOT NULL") == [(True,)]:
-                if primary.execute("SELECT count(*) FROM pgstack_heartbeat") == [(1,)]:
-                    break
+            exists = primary.execute("SELECT to_regclass('pgstack_heartbeat') IS NOT NULL")
+            if exists == [(True,)] and primary.execute(
+                "SELECT count(*) FROM pgstack_heartbeat"
+            ) == [(1,)]:
+                break
             time.sleep(0.2)
         yield
     finally:
@@ -95,13 +119,18 @@ def test_end_of_archive_reports_the_rpo_from_the_heartbeat(
 
 def test_an_rpo_over_the_objective_fails(primary: Primary, drill_dirs: DrillDirs) -> None:
     """A disaster "a day after" the newest heartbeat: the RPO objective is missed (exit 1)."""
-    primary.execute("CREATE TABLE IF NOT EXISTS pgstack_heartbeat (id smallint PRIMARY KEY "
-                    "DEFAULT 1 CHECK (id = 1), beat_at timestamptz NOT NULL)")  # fmt: skip
-    primary.execute("INSERT INTO pgstack_heartbeat VALUES (1, now()) "
-                    "ON CONFLICT (id) DO UPDATE SET beat_at = now()")  # fmt: skip
+    primary.execute(
+        "CREATE TABLE IF NOT EXISTS pgstack_heartbeat (id smallint PRIMARY KEY "
+        "DEFAULT 1 CHECK (id = 1), beat_at timestamptz NOT NULL)"
+    )
+    primary.execute(
+        "INSERT INTO pgstack_heartbeat VALUES (1, now()) "
+        "ON CONFLICT (id) DO UPDATE SET beat_at = now()"
+    )
     primary.pgbackrest("check")
-    disaster = primary.execute("SELECT to_char(now() + interval '1 day', "
-                               "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")[0][0]  # fmt: skip
+    disaster = primary.execute(
+        "SELECT to_char(now() + interval '1 day', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    )[0][0]
     assert pitr(primary, drill_dirs, "--disaster-time", disaster) == 1
     report = drill_dirs.report()
     assert report["rpo_seconds"] > 80000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,23 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, STANZA, DrillDirs, Dumps, Primary
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from drill_helpers import REPO_ROOT, STANZA, DrillDirs, Dumps, Primary, alive
 
 
 def _run_until(argv: list[str], phase: str, dirs: DrillDirs) -> tuple[int, int, str]:
     """Start the drill, SIGTERM it as ``phase`` begins; its exit code, postmaster PID, stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "pgstack_drill", *argv],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     seen = []
     try:
@@ -38,7 +32,7 @@ def _run_until(argv: list[str], phase: str, dirs: DrillDirs) -> tuple[int, int, 
             pytest.fail(f"the drill ended before {phase}: {''.join(seen)}")
         (pid_file,) = dirs.scratch.glob("pgstack-drill-*/data/postmaster.pid")
         postmaster = int(pid_file.read_text().splitlines()[0])
-        assert _alive(postmaster)
+        assert alive(postmaster)
         proc.send_signal(signal.SIGTERM)
         rest = proc.stderr.read()
         code = proc.wait(timeout=60)
@@ -51,28 +45,46 @@ def _run_until(argv: list[str], phase: str, dirs: DrillDirs) -> tuple[int, int, 
 
 def _assert_nothing_left(dirs: DrillDirs, postmaster: int) -> None:
     deadline = time.monotonic() + 10
-    while _alive(postmaster) and time.monotonic() < deadline:
+    while alive(postmaster) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(postmaster)
+    assert not alive(postmaster)
     assert dirs.leftovers() == []
-    assert list(Path("/tmp").glob(f"pgstack-drill-run-*/.s.PGSQL.{dirs.port}")) == []
+    tmp = Path("/tmp")  # noqa: S108 - where the drill puts sockets of deep scratch roots
+    assert list(tmp.glob(f"pgstack-drill-run-*/.s.PGSQL.{dirs.port}")) == []
     attempt = dirs.status_file(dirs.kind_of_last())["last_attempt"]
     assert attempt["result"] == "error"
     assert attempt["error"] == "terminated by signal 15"
 
 
 def test_sigterm_mid_restore_of_a_dump(app_dump: Dumps, drill_dirs: DrillDirs) -> None:
-    argv = ["logical", *drill_dirs.common(), "--progress", "--database", "app",
-            "--dumps-dir", str(app_dump.root), "--jobs", "1"]  # fmt: skip
+    argv = [
+        "logical",
+        *drill_dirs.common(),
+        "--progress",
+        "--database",
+        "app",
+        "--dumps-dir",
+        str(app_dump.root),
+        "--jobs",
+        "1",
+    ]
     code, postmaster, stderr = _run_until(argv, "data", drill_dirs)
     assert code == 4, stderr
     _assert_nothing_left(drill_dirs, postmaster)
 
 
 def test_sigterm_mid_verify_of_a_pitr_drill(primary: Primary, drill_dirs: DrillDirs) -> None:
-    argv = ["pitr", *drill_dirs.common(), "--progress", "--stanza", STANZA,
-            "--pgbackrest-config", str(primary.pgbackrest_config),
-            "--check", "postgres:SELECT pg_sleep(60) IS NOT NULL"]  # fmt: skip
+    argv = [
+        "pitr",
+        *drill_dirs.common(),
+        "--progress",
+        "--stanza",
+        STANZA,
+        "--pgbackrest-config",
+        str(primary.pgbackrest_config),
+        "--check",
+        "postgres:SELECT pg_sleep(60) IS NOT NULL",
+    ]
     code, postmaster, stderr = _run_until(argv, "verify", drill_dirs)
     assert code == 4, stderr
     _assert_nothing_left(drill_dirs, postmaster)
