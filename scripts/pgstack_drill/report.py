@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pgstack_drill.files import write_atomic
-from pgstack_drill.status import format_time
+from pgstack_drill.status import format_time, parse_time
 from pgstack_drill.timing import Phase
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 REPORT_VERSION = 1
 REPORT_KIND = "drill_report"
 COLOURS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#ef6c00", "running": "#757575"}
+KIND_COLOURS = {"logical": "#1565c0", "pitr": "#6a1b9a", "rebuild": "#00838f"}
 PHASE_COLOURS = ("#1565c0", "#6a1b9a", "#00838f", "#ad1457", "#4e342e", "#283593", "#558b2f")
 
 
@@ -314,7 +315,7 @@ def timeline_svg(phases: Sequence[dict[str, Any]], rto: float | None) -> str:
     """One horizontal bar per phase on a common time axis; the RTO as a vertical line."""
     width, left, row, top = 760, 150, 26, 10
     total = max([p["start_seconds"] + p["duration_seconds"] for p in phases] + [rto or 0, 0.001])
-    scale = (width - left - 20) / total
+    scale = (width - left - 70) / total  # room for the last bar's label
     height = top + row * len(phases) + 40
     out = [
         f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" '
@@ -403,10 +404,13 @@ def history_svg(
         out.append(
             f'<text x="{left + 10}" y="{top + plot_h / 2}">no drill measured {label} yet</text>'
         )
-    step = (width - left - 30) / max(1, len(points) - 1)
+    times = [parse_time(doc["started_at"]).timestamp() for doc, _ in points]
+    span = (max(times) - min(times)) if times else 0.0
     by_kind: dict[str, list[tuple[float, float]]] = {}
-    for index, (doc, value) in enumerate(points):
-        x = left + 10 + index * step if len(points) > 1 else left + (width - left) / 2
+    for moment, (doc, value) in zip(times, points, strict=True):
+        # on a time axis; a single drill (or several at one instant) in the middle
+        fraction = (moment - min(times)) / span if span else 0.5
+        x = left + 10 + fraction * (width - left - 30)
         by_kind.setdefault(doc["drill"], []).append((x, y_of(value)))
         colour = COLOURS.get(doc.get("result", ""), "#757575")
         title = html.escape(f"{doc['started_at']} {doc['drill']} {doc['result']}: {value:.1f} s")
@@ -419,11 +423,11 @@ def history_svg(
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
             out.append(
                 f'<polyline class="series" data-drill="{html.escape(kind)}" points="{path}" '
-                f'fill="none" stroke="{PHASE_COLOURS[index]}" stroke-width="1.5"/>'
+                f'fill="none" stroke="{KIND_COLOURS.get(kind, "#555")}" stroke-width="1.5"/>'
             )
         out.append(
-            f'<text x="{width - 150}" y="{top + 14 + 14 * index}" '
-            f'fill="{PHASE_COLOURS[index]}">{html.escape(kind)}</text>'
+            f'<text class="legend" x="{width - 160 + 80 * index}" y="14" '
+            f'style="fill:{KIND_COLOURS.get(kind, "#555")}">&#9632; {html.escape(kind)}</text>'
         )
     if points:
         out.append(
