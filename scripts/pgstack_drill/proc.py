@@ -13,6 +13,7 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pgstack_drill.errors import VerificationFailed
 
@@ -95,10 +96,15 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
         return True
-    return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
