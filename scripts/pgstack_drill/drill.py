@@ -341,12 +341,7 @@ def execute(
             report=str(report_path) if report_path else None,
         ),
     )
-    summary = report.summary_line(doc)
-    if code == ExitCode.OK:
-        log.info("%s", summary)
-    else:
-        log.error("%s", summary)
-    print(summary)
+    print(report.summary_line(doc))
     if report_path is not None:
         print(f"report: {report_path} (.md, .html beside it)")
     return code
