@@ -26,11 +26,7 @@ def add_parser(commands: Any) -> None:
         help="write the RPO heartbeat row every second",
         description=__doc__.splitlines()[0].split(": ", 1)[1],
     )
-    parser.add_argument(
-        "--dbname",
-        help="libpq connection string or URI of the primary's database "
-        "(no password in it: use a passfile)",
-    )
+    pg.add_dbname_argument(parser, "the primary's database")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between beats (1)")
     parser.add_argument("--count", type=int, default=0, help="beats to write, 0 = until stopped")
     parser.add_argument(
@@ -45,13 +41,10 @@ def run(args: argparse.Namespace) -> ExitCode:
     if args.print_schema:
         sys.stdout.write(HEARTBEAT_SQL + "\n-- each second:\n" + HEARTBEAT_BEAT + ";\n")
         return ExitCode.OK
-    if not args.dbname:
-        raise UsageError("--dbname is required (a libpq connection string without a password)")
-    if "password" in args.dbname.lower():
-        raise UsageError("--dbname: no password on the command line; use a passfile")
+    dbname = pg.checked_dbname(args.dbname)
     if args.interval <= 0 or args.count < 0:
         raise UsageError("--interval must be positive and --count 0 or more")
-    beat(args.dbname, args.interval, args.count)
+    beat(dbname, args.interval, args.count)
     return ExitCode.OK
 
 

@@ -5,6 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from pgstack_drill.dumps import TABLE_SUMMARY_QUERY, TABLES_QUERY, TEXT_FORM_SETTINGS, TableSummary
+from pgstack_drill.errors import UsageError
+
+
+def add_dbname_argument(parser: Any, what: str) -> None:
+    parser.add_argument(
+        "--dbname",
+        help=f"libpq connection string or URI of {what} (no password in it: use a passfile)",
+    )
+
+
+def checked_dbname(dbname: str | None) -> str:
+    """``--dbname`` as given, refusing none and one that carries a password."""
+    if not dbname:
+        raise UsageError("--dbname is required (a libpq connection string without a password)")
+    if "password" in dbname.lower():
+        raise UsageError("--dbname: no password on the command line; use a passfile")
+    return dbname
 
 
 def connect(conninfo: str) -> Any:

@@ -106,11 +106,7 @@ def add_parser(commands: Any) -> None:
         help="create the sample schema and fill it with N MiB",
         description=__doc__.splitlines()[0].split(": ", 1)[1],
     )
-    parser.add_argument(
-        "--dbname",
-        help="libpq connection string or URI of the target database "
-        "(no password in it: use a passfile)",
-    )
+    pg.add_dbname_argument(parser, "the target database")
     parser.add_argument(
         "--size-mb",
         type=float,
@@ -261,13 +257,10 @@ def run(args: argparse.Namespace) -> ExitCode:
     if args.print_schema:
         sys.stdout.write(WORKLOAD_SQL)
         return ExitCode.OK
-    if not args.dbname:
-        raise UsageError("--dbname is required (a libpq connection string without a password)")
-    if "password" in args.dbname.lower():
-        raise UsageError("--dbname: no password on the command line; use a passfile")
+    dbname = pg.checked_dbname(args.dbname)
     if args.size_mb <= 0:
         raise UsageError("--size-mb: expected a positive number")
-    stats = fill(args.dbname, args.size_mb, args.seed, args.replace)
+    stats = fill(dbname, args.size_mb, args.seed, args.replace)
     print(stats)
     return ExitCode.OK
 

@@ -43,7 +43,9 @@ def _run_until(argv: list[str], phase: str, dirs: DrillDirs) -> tuple[int, int, 
     return code, postmaster, "".join(seen) + rest
 
 
-def _assert_nothing_left(dirs: DrillDirs, postmaster: int) -> None:
+def _assert_terminated_cleanly(argv: list[str], phase: str, dirs: DrillDirs) -> None:
+    code, postmaster, stderr = _run_until(argv, phase, dirs)
+    assert code == 4, stderr
     deadline = time.monotonic() + 10
     while alive(postmaster) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -68,9 +70,7 @@ def test_sigterm_mid_restore_of_a_dump(app_dump: Dumps, drill_dirs: DrillDirs) -
         "--jobs",
         "1",
     ]
-    code, postmaster, stderr = _run_until(argv, "data", drill_dirs)
-    assert code == 4, stderr
-    _assert_nothing_left(drill_dirs, postmaster)
+    _assert_terminated_cleanly(argv, "data", drill_dirs)
 
 
 def test_sigterm_mid_verify_of_a_pitr_drill(primary: Primary, drill_dirs: DrillDirs) -> None:
@@ -85,6 +85,4 @@ def test_sigterm_mid_verify_of_a_pitr_drill(primary: Primary, drill_dirs: DrillD
         "--check",
         "postgres:SELECT pg_sleep(60) IS NOT NULL",
     ]
-    code, postmaster, stderr = _run_until(argv, "verify", drill_dirs)
-    assert code == 4, stderr
-    _assert_nothing_left(drill_dirs, postmaster)
+    _assert_terminated_cleanly(argv, "verify", drill_dirs)
