@@ -65,6 +65,8 @@ def beat(dbname: str, interval: float, count: int) -> None:
                 if conn is not None:
                     conn.close()
                 conn = None
+            if count and written >= count:
+                break
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
     finally:

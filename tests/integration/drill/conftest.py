@@ -91,6 +91,17 @@ def primary(base_dir: Path) -> Iterator[Primary]:
         f"[{STANZA}]\npg1-path={data}\npg1-port={port}\npg1-socket-path={sock}\n"
     )
     config.chmod(0o644)
+    # The drill runs with the backup host's configuration: the same repository, and pg1-host
+    # naming the database host (never reached: the drill restores with --reset-pg1-host).
+    repo_config = base_dir / "pgbackrest-repo.conf"
+    repo_config.write_text(
+        config.read_text().replace(
+            f"[{STANZA}]\n",
+            f"[{STANZA}]\npg1-host=db1.invalid\npg1-host-type=tls\npg1-host-port=8432\n"
+            f"pg1-host-cert-file={cert}\npg1-host-key-file={key}\npg1-host-ca-file={cert}\n",
+        )
+    )
+    repo_config.chmod(0o644)
     as_postgres(
         [
             str(BIN / "initdb"),
@@ -122,7 +133,7 @@ def primary(base_dir: Path) -> Iterator[Primary]:
     as_postgres(
         [str(BIN / "pg_ctl"), "start", "-w", "-D", str(data), "-l", str(log)], cwd=str(base_dir)
     )
-    node = Primary(base_dir, data, sock, port, cert, config)
+    node = Primary(base_dir, data, sock, port, cert, config, repo_config)
     pid = node.pid()
     try:
         node.pgbackrest("stanza-create")

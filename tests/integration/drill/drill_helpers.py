@@ -51,7 +51,8 @@ class Primary:
     socket_dir: Path
     port: int
     cert: Path
-    pgbackrest_config: Path
+    pgbackrest_config: Path  # the database host's side: archive-push, backup
+    repo_config: Path  # the backup host's side, as roles/pgbackrest writes it: pg1-host set
 
     def conninfo(self, dbname: str = "postgres", user: str = "postgres") -> str:
         return f"host={self.socket_dir} port={self.port} dbname={dbname} user={user}"

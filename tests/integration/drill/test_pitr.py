@@ -23,7 +23,7 @@ def pitr(primary: Primary, dirs: DrillDirs, *extra: str) -> int:
             "--stanza",
             STANZA,
             "--pgbackrest-config",
-            str(primary.pgbackrest_config),
+            str(primary.repo_config),
             *extra,
         ]
     )

@@ -81,7 +81,7 @@ def test_sigterm_mid_verify_of_a_pitr_drill(primary: Primary, drill_dirs: DrillD
         "--stanza",
         STANZA,
         "--pgbackrest-config",
-        str(primary.pgbackrest_config),
+        str(primary.repo_config),
         "--check",
         "postgres:SELECT pg_sleep(60) IS NOT NULL",
     ]
