@@ -83,8 +83,9 @@ molecule-%: host-deps venv
 		echo "== molecule: roles/$* $$( [ $$status -eq 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
 		exit $$status
 
-# The pgbackrest and pg_dump scenarios share their two lab addresses: one after the other.
+# The pgbackrest, pg_dump and restore_drill scenarios share their two lab addresses: one after the other.
 molecule-pg_dump: molecule-pgbackrest
+molecule-restore_drill: molecule-pg_dump
 
 .PHONY: test
 test: host-deps venv ## everything CI runs; always tears the lab down and prints the duration
