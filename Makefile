@@ -6,9 +6,11 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-# Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests.
+# Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests;
+# PostgreSQL 15, pgBackRest and Chromium for the drill integration tests (local processes).
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
-	postgresql-client redis-tools python3-venv make
+	postgresql-client redis-tools python3-venv make \
+	postgresql-15 pgbackrest chromium
 LAB_INVENTORY := inventory/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -56,11 +58,15 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ansible-lint --nocolor
 	$(BIN)/ruff check scripts tests
 	$(BIN)/ruff format --check scripts tests
-	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup
+	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill
 
 .PHONY: unit
 unit: venv ## fast tests: unit and static checks over the repository
 	$(BIN)/pytest -q tests/unit tests/static
+
+.PHONY: integration-drill
+integration-drill: host-deps venv ## restore drills against local PostgreSQL 15 and pgBackRest processes
+	$(BIN)/pytest -q tests/integration/drill
 
 .PHONY: lab-lifecycle
 lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice
@@ -83,8 +89,9 @@ molecule-%: host-deps venv
 		echo "== molecule: roles/$* $$( [ $$status -eq 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
 		exit $$status
 
-# The pgbackrest and pg_dump scenarios share their two lab addresses: one after the other.
+# The pgbackrest, pg_dump and restore_drill scenarios share their two lab addresses: one after the other.
 molecule-pg_dump: molecule-pgbackrest
+molecule-restore_drill: molecule-pg_dump
 
 # The layers of `make test`, in order: fast and offline first, the lab last.
 TEST_LAYERS := lint unit lab-lifecycle e2e molecule
