@@ -64,9 +64,9 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 unit: venv ## fast tests: unit and static checks over the repository
 	$(BIN)/pytest -q tests/unit tests/static
 
-.PHONY: integration-drill
-integration-drill: host-deps venv ## restore drills against local PostgreSQL 15 and pgBackRest processes
-	$(BIN)/pytest -q tests/integration/drill
+.PHONY: integration
+integration: host-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, Chromium)
+	$(BIN)/pytest -q tests/integration
 
 .PHONY: lab-lifecycle
 lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice
@@ -89,12 +89,11 @@ molecule-%: host-deps venv
 		echo "== molecule: roles/$* $$( [ $$status -eq 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
 		exit $$status
 
-# The pgbackrest, pg_dump and restore_drill scenarios share their two lab addresses: one after the other.
+# The pgbackrest and pg_dump scenarios share their two lab addresses: one after the other.
 molecule-pg_dump: molecule-pgbackrest
-molecule-restore_drill: molecule-pg_dump
 
 # The layers of `make test`, in order: fast and offline first, the lab last.
-TEST_LAYERS := lint unit lab-lifecycle e2e molecule
+TEST_LAYERS := lint unit integration lab-lifecycle e2e molecule
 
 .PHONY: test
 test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down
