@@ -138,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as exc:
         log.error("%s", exc)
         return int(exc.exit_code)
+    except OSError as exc:
+        log.error("unexpected system error: %s", exc)
+        return int(ExitCode.UNEXPECTED)
     except KeyboardInterrupt:
         log.error("interrupted: run `pgstack-lab up` again to finish or `down` to clean up")
         return int(ExitCode.UNEXPECTED)

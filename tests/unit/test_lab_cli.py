@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgstack_lab.cli import main
+from pgstack_lab.machine import processes_rooted_in
 from pgstack_lab.summary import render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,3 +36,15 @@ def test_summary_names_every_endpoint_and_env_file_of_the_lab() -> None:
     assert "app1:/etc/pgstack/app.env" in text
     assert "app1:/etc/pgstack/billing.env" in text
     assert "make app-shell APP=app" in text
+
+
+def test_processes_rooted_in_a_rootfs_are_found_by_their_root_link(tmp_path: Path) -> None:
+    rootfs = tmp_path / "machines/db1/rootfs"
+    (rootfs / "var").mkdir(parents=True)
+    proc = tmp_path / "proc"
+    for pid, root in (("10", rootfs), ("11", rootfs / "var"), ("12", tmp_path), ("13", Path("/"))):
+        (proc / pid).mkdir(parents=True)
+        (proc / pid / "root").symlink_to(root)
+    (proc / "self").mkdir()
+    (proc / "14").mkdir()  # no root link: a process that exited meanwhile
+    assert processes_rooted_in(rootfs, proc) == [10, 11]
