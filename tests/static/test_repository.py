@@ -10,7 +10,12 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ROLES = sorted(p for p in (REPO_ROOT / "roles").iterdir() if p.is_dir())
+# preflight is internal: the input rules the service roles share, used by their tasks/assert.yml.
+INTERNAL_ROLES = {"preflight"}
+PREFLIGHT = REPO_ROOT / "roles/preflight"
+ROLES = sorted(
+    p for p in (REPO_ROOT / "roles").iterdir() if p.is_dir() and p.name not in INTERNAL_ROLES
+)
 ROLE_IDS = [p.name for p in ROLES]
 SKELETON = (
     "README.md",
@@ -133,3 +138,13 @@ def test_example_inventory_has_every_group_the_playbooks_target() -> None:
             if "hosts" in play:
                 targeted |= {g.strip() for g in str(play["hosts"]).split(":") if g.strip()}
     assert targeted - {"all", "localhost"} <= set(hosts)
+
+
+# Validation: each role's argument spec and tasks/assert.yml run before anything changes a host.
+
+
+def test_the_internal_role_has_its_skeleton() -> None:
+    for name in ("README.md", "meta/main.yml", "meta/argument_specs.yml", "test_plugins/preflight.py"):
+        assert (PREFLIGHT / name).is_file(), name
+    entry_points = load(PREFLIGHT / "meta/argument_specs.yml")["argument_specs"]
+    assert set(entry_points) == {p.stem for p in (PREFLIGHT / "tasks").glob("*.yml")}
