@@ -148,3 +148,53 @@ def test_the_internal_role_has_its_skeleton() -> None:
         assert (PREFLIGHT / name).is_file(), name
     entry_points = load(PREFLIGHT / "meta/argument_specs.yml")["argument_specs"]
     assert set(entry_points) == {p.stem for p in (PREFLIGHT / "tasks").glob("*.yml")}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_validation_comes_first_in_tasks_main(role: Path) -> None:
+    first = load(role / "tasks/main.yml")[0]
+    assert first["ansible.builtin.import_tasks"] == "assert.yml", first
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_the_assert_entry_point_checks_the_same_spec_as_main(role: Path) -> None:
+    """import_role with tasks_from assert (the playbooks' validation step) validates main's spec."""
+    entry_points = load(role / "meta/argument_specs.yml")["argument_specs"]
+    assert entry_points["assert"]["options"] == entry_points["main"]["options"]
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_per_release_variables_exist_for_every_supported_release(role: Path) -> None:
+    """The preflight role loads vars/Debian-<major>.yml whenever a role has any of them."""
+    releases = {p.name for p in (role / "vars").glob("Debian-*.yml")}
+    assert releases in (set(), {"Debian-12.yml", "Debian-13.yml"})
+
+
+# (what a shared rule looks like, its name, where it lives): outside the preflight role, no role task,
+# role variable or playbook spells these out again.
+SHARED_RULES = [
+    (r"change\.\?me", "placeholder secret", "test_plugins/preflight.py"),
+    (r"\[a-z_\]\[a-z0-9_\]\{0,62\}", "SQL identifier", "test_plugins/preflight.py"),
+    (r"\[a-z0-9\]\[a-z0-9_\.-\]\{0,(40|62)\}", "restore point label", "test_plugins/preflight.py"),
+    (r"distribution_major_version", "platform check and release variables", "tasks/platform.yml"),
+    (r"\[systemd-analyze", "OnCalendar parsing", "tasks/calendar.yml"),
+    (r"\| int (>|<)=? ?\d", "number ranges as written (is between, is port)", None),
+]
+ANSIBLE_FILES = sorted(
+    p
+    for p in [*(REPO_ROOT / "roles").glob("*/*/*.yml"), *(REPO_ROOT / "playbooks").glob("*.yml")]
+    if not p.is_relative_to(PREFLIGHT) and "molecule" not in p.parts
+)
+
+
+@pytest.mark.parametrize(("pattern", "rule", "home"), SHARED_RULES, ids=[r[1] for r in SHARED_RULES])
+def test_a_shared_rule_is_defined_once(pattern: str, rule: str, home: str | None) -> None:
+    if home is not None:
+        assert re.search(pattern, (PREFLIGHT / home).read_text()), f"{rule}: not in {home}"
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for path in ANSIBLE_FILES
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(pattern, line) and not line.lstrip().startswith("#")
+    ]
+    assert offenders == [], f"the {rule} rule belongs to roles/preflight"
