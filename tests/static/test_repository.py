@@ -198,3 +198,29 @@ def test_a_shared_rule_is_defined_once(pattern: str, rule: str, home: str | None
         if re.search(pattern, line) and not line.lstrip().startswith("#")
     ]
     assert offenders == [], f"the {rule} rule belongs to roles/preflight"
+
+
+def play_roles(play: dict[str, Any]) -> list[str]:
+    return [entry["role"] if isinstance(entry, dict) else entry for entry in play.get("roles", [])]
+
+
+def validated_in_pre_tasks(play: dict[str, Any]) -> set[str]:
+    return {
+        task["ansible.builtin.import_role"]["name"]
+        for task in play.get("pre_tasks", [])
+        if task.get("ansible.builtin.import_role", {}).get("tasks_from") == "assert"
+    }
+
+
+PLAYBOOKS = sorted((REPO_ROOT / "playbooks").glob("*.yml"))
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=[p.name for p in PLAYBOOKS])
+def test_every_role_is_validated_before_an_earlier_role_changes_a_host(playbook: Path) -> None:
+    """A role's own assert.yml runs only when the role starts: every role a playbook applies after
+    another one is validated in the pre_tasks of the playbook's first play (before any role runs)."""
+    plays = [play for play in load(playbook) if "hosts" in play]
+    roles = [role for play in plays for role in play_roles(play)]
+    if len(roles) < 2:
+        return
+    assert set(roles[1:]) <= validated_in_pre_tasks(plays[0])
