@@ -224,3 +224,23 @@ def test_every_role_is_validated_before_an_earlier_role_changes_a_host(playbook:
     if len(roles) < 2:
         return
     assert set(roles[1:]) <= validated_in_pre_tasks(plays[0])
+
+
+def test_site_validates_every_role_first() -> None:
+    imported = [play["ansible.builtin.import_playbook"] for play in load(REPO_ROOT / "playbooks/site.yml")]
+    assert imported[0] == "validate.yml"
+    applied = {
+        role
+        for name in imported[1:]
+        for play in load(REPO_ROOT / "playbooks" / name)
+        for role in play_roles(play)
+    }
+    (validate,) = load(REPO_ROOT / "playbooks/validate.yml")
+    checked = {
+        task["ansible.builtin.import_role"]["name"]
+        for task in validate["tasks"]
+        if task.get("ansible.builtin.import_role", {}).get("tasks_from") == "assert"
+    }
+    assert checked == applied
+    assert all("ansible.builtin.import_role" in task for task in validate["tasks"]), "only checks"
+    assert validate["any_errors_fatal"] is True, "a failure on one host must stop all of them"
