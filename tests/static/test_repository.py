@@ -144,7 +144,13 @@ def test_example_inventory_has_every_group_the_playbooks_target() -> None:
 
 
 def test_the_internal_role_has_its_skeleton() -> None:
-    for name in ("README.md", "meta/main.yml", "meta/argument_specs.yml", "test_plugins/preflight.py"):
+    skeleton = (
+        "README.md",
+        "meta/main.yml",
+        "meta/argument_specs.yml",
+        "test_plugins/preflight.py",
+    )
+    for name in skeleton:
         assert (PREFLIGHT / name).is_file(), name
     entry_points = load(PREFLIGHT / "meta/argument_specs.yml")["argument_specs"]
     assert set(entry_points) == {p.stem for p in (PREFLIGHT / "tasks").glob("*.yml")}
@@ -170,8 +176,8 @@ def test_per_release_variables_exist_for_every_supported_release(role: Path) -> 
     assert releases in (set(), {"Debian-12.yml", "Debian-13.yml"})
 
 
-# (what a shared rule looks like, its name, where it lives): outside the preflight role, no role task,
-# role variable or playbook spells these out again.
+# (what a shared rule looks like, its name, where it lives): outside the preflight role, no role
+# task, role variable or playbook spells these out again.
 SHARED_RULES = [
     (r"change\.\?me", "placeholder secret", "test_plugins/preflight.py"),
     (r"\[a-z_\]\[a-z0-9_\]\{0,62\}", "SQL identifier", "test_plugins/preflight.py"),
@@ -187,7 +193,9 @@ ANSIBLE_FILES = sorted(
 )
 
 
-@pytest.mark.parametrize(("pattern", "rule", "home"), SHARED_RULES, ids=[r[1] for r in SHARED_RULES])
+@pytest.mark.parametrize(
+    ("pattern", "rule", "home"), SHARED_RULES, ids=[rule for _, rule, _ in SHARED_RULES]
+)
 def test_a_shared_rule_is_defined_once(pattern: str, rule: str, home: str | None) -> None:
     if home is not None:
         assert re.search(pattern, (PREFLIGHT / home).read_text()), f"{rule}: not in {home}"
@@ -218,7 +226,7 @@ PLAYBOOKS = sorted((REPO_ROOT / "playbooks").glob("*.yml"))
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=[p.name for p in PLAYBOOKS])
 def test_every_role_is_validated_before_an_earlier_role_changes_a_host(playbook: Path) -> None:
     """A role's own assert.yml runs only when the role starts: every role a playbook applies after
-    another one is validated in the pre_tasks of the playbook's first play (before any role runs)."""
+    another one is validated in the pre_tasks of its first play, before any role runs."""
     plays = [play for play in load(playbook) if "hosts" in play]
     roles = [role for play in plays for role in play_roles(play)]
     if len(roles) < 2:
@@ -227,7 +235,8 @@ def test_every_role_is_validated_before_an_earlier_role_changes_a_host(playbook:
 
 
 def test_site_validates_every_role_first() -> None:
-    imported = [play["ansible.builtin.import_playbook"] for play in load(REPO_ROOT / "playbooks/site.yml")]
+    site = load(REPO_ROOT / "playbooks/site.yml")
+    imported = [play["ansible.builtin.import_playbook"] for play in site]
     assert imported[0] == "validate.yml"
     applied = {
         role
