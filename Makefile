@@ -56,9 +56,9 @@ lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rul
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --nocolor
-	$(BIN)/ruff check scripts tests
-	$(BIN)/ruff format --check scripts tests
-	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill
+	$(BIN)/ruff check scripts tests roles/preflight/test_plugins
+	$(BIN)/ruff format --check scripts tests roles/preflight/test_plugins
+	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill roles/preflight/test_plugins/preflight.py
 
 .PHONY: unit
 unit: venv ## fast tests: unit and static checks over the repository

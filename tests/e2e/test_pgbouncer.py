@@ -16,17 +16,14 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from helpers import (
     PGBOUNCER_PORT,
     ROLE_SECRETS,
     SSL_QUERY,
     DbHost,
     conninfo,
-    failure_messages,
     lab_ssh,
     make_foreign_ca,
-    parse_recap,
     run_psql,
 )
 
@@ -369,91 +366,3 @@ def test_monitoring_cannot_run_admin_commands(console: Conn, command: str) -> No
     finally:
         if command == "PAUSE":  # should the refusal ever fail, do not leave PgBouncer paused
             admin_console("RESUME")
-
-
-# 6. Guards and idempotence
-
-
-def run_with(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]],
-    tmp_path: Path,
-    extra: dict[str, Any],
-) -> subprocess.CompletedProcess[str]:
-    extra_vars_file = tmp_path / "extra.yml"
-    extra_vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
-    return ansible_playbook(playbook=PLAYBOOK, extra_vars_file=extra_vars_file)
-
-
-def assert_failed_before_any_change(
-    result: subprocess.CompletedProcess[str], *needles: str
-) -> None:
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-5000:]
-    messages = failure_messages(output)
-    for needle in needles:
-        assert needle in messages, f"{needle} not in the failure:\n{messages}\n{output[-3000:]}"
-    recap = parse_recap(result.stdout)
-    changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
-    assert not changed, f"changed hosts {changed}:\n{output[-5000:]}"
-
-
-def test_pool_guard_stops_a_play_whose_pools_exceed_max_connections(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
-) -> None:
-    # app: 80 + 5, app_pool5: 5 + 0, auth: 2 x 3 -> 96 > 100 - 3 - 15
-    result = run_with(ansible_playbook, tmp_path, {"pgbouncer_default_pool_size": 80})
-    assert_failed_before_any_change(
-        result, "Pool guard", "pgbouncer_postgresql_max_connections", "pgbouncer_default_pool_size"
-    )
-
-
-POOL5_ENTRY = {"name": POOL5, "dbname": "app"}
-MALFORMED: list[tuple[str, dict[str, Any], str]] = [
-    (
-        "default-pool-size-text",
-        {"pgbouncer_default_pool_size": "many"},
-        "pgbouncer_default_pool_size",
-    ),
-    ("default-pool-size-zero", {"pgbouncer_default_pool_size": 0}, "pgbouncer_default_pool_size"),
-    ("reserve-negative", {"pgbouncer_reserve_pool_size": -1}, "pgbouncer_reserve_pool_size"),
-    ("max-client-conn-zero", {"pgbouncer_max_client_conn": 0}, "pgbouncer_max_client_conn"),
-    (
-        "query-wait-timeout-negative",
-        {"pgbouncer_query_wait_timeout": -5},
-        "pgbouncer_query_wait_timeout",
-    ),
-    ("pool-mode-unknown", {"pgbouncer_pool_mode": "sometimes"}, "pgbouncer_pool_mode"),
-    ("listen-port-out-of-range", {"pgbouncer_listen_port": 70000}, "pgbouncer_listen_port"),
-    (
-        "database-pool-size-text",
-        {"pgbouncer_databases": [{**POOL5_ENTRY, "pool_size": "five"}]},
-        "pgbouncer_databases",
-    ),
-    (
-        "database-pool-size-negative",
-        {"pgbouncer_databases": [{**POOL5_ENTRY, "pool_size": -5}]},
-        "pgbouncer_databases",
-    ),
-    (
-        "database-name-not-an-identifier",
-        {"pgbouncer_databases": [{"name": "App-DB"}]},
-        "pgbouncer_databases",
-    ),
-    (
-        "settings-override-managed",
-        {"pgbouncer_settings": {"auth_type": "trust"}},
-        "pgbouncer_settings",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("extra", "variable"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
-)
-def test_malformed_pool_settings_fail_before_any_change(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]],
-    tmp_path: Path,
-    extra: dict[str, Any],
-    variable: str,
-) -> None:
-    assert_failed_before_any_change(run_with(ansible_playbook, tmp_path, extra), variable)

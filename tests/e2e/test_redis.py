@@ -19,14 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-import yaml
-from helpers import (
-    DbHost,
-    failure_messages,
-    lab_ssh,
-    make_foreign_ca,
-    parse_recap,
-)
+from helpers import DbHost, lab_ssh, make_foreign_ca
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -416,61 +409,3 @@ class TestMutualTLS:
         result = redis_cli(db_host, "PING", user="app", password=secret("redis_app"), ca=ca_file,
                            cert=foreign_client_cert)  # fmt: skip
         assert "PONG" not in result.stdout
-
-
-# 6. Malformed settings stop the play before any change, naming the variable
-
-GOOD_PASSWORD = "e2e-valid-password-0123456789"
-ADMIN = {"name": "admin", "kind": "admin", "password": GOOD_PASSWORD}
-APP = {"name": "app", "kind": "app", "password": GOOD_PASSWORD}
-MONITORING = {"name": "monitoring", "kind": "monitoring", "password": GOOD_PASSWORD}
-
-BAD_CASES: list[tuple[str, dict[str, Any], str]] = [
-    ("tls-mode-unknown", {"redis_tls_auth_clients": "sometimes"}, "redis_tls_auth_clients"),
-    ("tls-mode-unquoted-yes", {"redis_tls_auth_clients": True}, "redis_tls_auth_clients"),
-    ("maxmemory-negative", {"redis_maxmemory_mb": -1}, "redis_maxmemory_mb"),
-    ("maxmemory-percent-zero", {"redis_maxmemory_percent": 0}, "redis_maxmemory_percent"),
-    (
-        "key-pattern-with-space",
-        {"redis_users": [ADMIN, {**APP, "key_patterns": ["session:* ~*"]}, MONITORING]},
-        "redis_users",
-    ),
-    (
-        "key-pattern-acl-syntax",
-        {"redis_users": [ADMIN, {**APP, "key_patterns": ["~*"]}, MONITORING]},
-        "redis_users",
-    ),
-    (
-        "command-rule-malformed",
-        {"redis_users": [ADMIN, {**APP, "commands": ["+@all", "allkeys"]}, MONITORING]},
-        "redis_users",
-    ),
-    ("no-admin", {"redis_users": [APP, MONITORING]}, "redis_users"),
-    ("unknown-kind", {"redis_users": [ADMIN, {**APP, "kind": "root"}]}, "redis_users"),
-    ("short-password", {"redis_users": [ADMIN, {**APP, "password": "short"}]}, "redis_users"),
-    ("port-out-of-range", {"redis_port": 70000}, "redis_port"),
-    ("tls-version-unknown", {"redis_tls_protocols": ["TLSv1.1"]}, "redis_tls_protocols"),
-    ("rdb-save-malformed", {"redis_rdb_save": ["every hour"]}, "redis_rdb_save"),
-    ("settings-override-port", {"redis_settings": {"port": 6380}}, "redis_settings"),
-]
-
-
-@pytest.mark.parametrize(
-    ("extra_vars", "variable"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
-)
-def test_malformed_settings_fail_before_any_change(
-    ansible_playbook: Playbook, tmp_path: Path, extra_vars: dict[str, Any], variable: str
-) -> None:
-    extra_vars_file = tmp_path / "bad.yml"
-    extra_vars_file.write_text(yaml.safe_dump(extra_vars), encoding="utf-8")
-
-    result = ansible_playbook(playbook=PLAYBOOK, extra_vars_file=extra_vars_file)
-
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-5000:]
-    messages = failure_messages(output)
-    assert variable in messages, f"{variable} not in the failure:\n{messages}\n{output[-3000:]}"
-    recap = parse_recap(result.stdout)
-    changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
-    assert not changed, f"changed hosts {changed}:\n{output[-5000:]}"
-    assert GOOD_PASSWORD not in output

@@ -35,7 +35,7 @@ def test_a_restore_point_before_a_drop_brings_the_table_back(
     table = f"precious_{secrets.token_hex(4)}"
     point = f"before-drop-{table}"
     primary.execute(
-        f"CREATE TABLE {table} AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g"  # noqa: S608
+        f"CREATE TABLE {table} AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g"
     )
     primary.execute(f"SELECT pg_create_restore_point('{point}')")
     primary.execute(f"DROP TABLE {table}")
@@ -49,7 +49,7 @@ def test_a_restore_point_before_a_drop_brings_the_table_back(
         "--expect-table",
         f"postgres:public.{table}",
         "--check",
-        f"postgres:SELECT count(*) = 500 FROM {table}",  # noqa: S608
+        f"postgres:SELECT count(*) = 500 FROM {table}",
     )
 
     report = drill_dirs.report()
