@@ -7,10 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests;
-# PostgreSQL 15, pgBackRest and Chromium for the drill integration tests (local processes).
+# PostgreSQL 15, pgBackRest and Chromium for the drill integration tests (local processes);
+# prometheus for promtool (the alert rules' checks and unit tests).
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
 	postgresql-client redis-tools python3-venv make \
-	postgresql-15 pgbackrest chromium
+	postgresql-15 pgbackrest chromium prometheus
 LAB_INVENTORY := inventory/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -25,7 +26,10 @@ host-deps: ## install the Debian packages the controller needs (as root)
 		| grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		guard=; [ -e /usr/sbin/policy-rc.d ] || { guard=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+			chmod 755 /usr/sbin/policy-rc.d; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; status=$$?; \
+		[ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -63,6 +67,11 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 .PHONY: unit
 unit: venv ## fast tests: unit and static checks over the repository
 	$(BIN)/pytest -q tests/unit tests/static
+
+.PHONY: alerts
+alerts: host-deps ## promtool (Debian's): check the alert rules, then their unit tests in tests/alerts
+	promtool check rules alerts/*.rules.yml
+	promtool test rules tests/alerts/*.test.yml
 
 .PHONY: integration
 integration: host-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, Chromium)
