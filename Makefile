@@ -102,7 +102,7 @@ molecule-%: host-deps venv
 molecule-pg_dump: molecule-pgbackrest
 
 # The layers of `make test`, in order: fast and offline first, the lab last.
-TEST_LAYERS := lint unit integration lab-lifecycle e2e molecule
+TEST_LAYERS := lint unit alerts integration lab-lifecycle e2e molecule
 
 .PHONY: test
 test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down
