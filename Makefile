@@ -98,8 +98,6 @@ molecule-%: host-deps venv
 		echo "== molecule: roles/$* $$( [ $$status -eq 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
 		exit $$status
 
-# The pgbackrest and pg_dump scenarios share their two lab addresses: one after the other.
-molecule-pg_dump: molecule-pgbackrest
 
 # The layers of `make test`, in order: fast and offline first, the lab last.
 TEST_LAYERS := lint unit alerts integration lab-lifecycle e2e molecule
