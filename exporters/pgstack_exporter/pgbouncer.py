@@ -17,10 +17,8 @@ from pgstack_exporter.runtime import (
     Health,
     PartRecorder,
     ScrapeResult,
-    Target,
-    first_line,
 )
-from pgstack_exporter.sql import Row, SqlConnector, SqlParams, SqlSession
+from pgstack_exporter.sql import Row, SqlConnector, SqlParams, SqlTarget
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +109,14 @@ def _n(row: Row, *columns: str) -> float:
     return 0.0
 
 
-class PgBouncerTarget(Target):
+class PgBouncerTarget(SqlTarget):
     kind = "pgbouncer"
 
     def __init__(
         self, config: PgBouncerConfig, connect: SqlConnector, clock: Clock, executor: Executor
     ) -> None:
-        super().__init__(config.name, config.timeout_seconds, clock, executor)
+        super().__init__(config.name, config.timeout_seconds, connect, clock, executor)
         self.config = config
-        self._connect = connect
-        self._session: SqlSession | None = None
 
     def params(self) -> SqlParams:
         c = self.config
@@ -136,33 +132,14 @@ class PgBouncerTarget(Target):
             simple_protocol=True,
         )
 
-    def abort(self) -> None:
-        session = self._session
-        if session is not None:
-            session.abort()
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
     def scrape(self) -> ScrapeResult:
         recorder = PartRecorder(self.clock, self.name)
         start = self.clock.monotonic()
         try:
-            if self._session is None or self._session.broken():
-                self.close()
-                self._session = self._connect(self.params())
-            session = self._session
+            session = self.session()
             pools = session.query("pools", "SHOW POOLS")
         except Exception as error:
-            self.close()
-            reason = first_line(error)
-            log.warning("pgbouncer %s: down: %s", self.name, reason)
-            recorder.fail("pgbouncer", start)
-            return ScrapeResult(
-                up=False, parts=recorder.parts, health=Health(up=False, message=reason)
-            )
+            return self.down(recorder, "pgbouncer", start, error)
         latency_ms = (self.clock.monotonic() - start) * 1000
         recorder.run("pgbouncer", lambda: self._pools(pools))
         recorder.run("pgbouncer", lambda: self._stats(session.query("stats", "SHOW STATS")))
@@ -170,8 +147,7 @@ class PgBouncerTarget(Target):
         recorder.run(
             "pgbouncer", lambda: self._databases(session.query("databases", "SHOW DATABASES"))
         )
-        if session.broken():
-            self.close()
+        self.close_if_broken()
         return ScrapeResult(
             up=True,
             samples=tuple(recorder.samples),

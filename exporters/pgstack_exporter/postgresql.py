@@ -15,10 +15,8 @@ from pgstack_exporter.runtime import (
     Health,
     PartRecorder,
     ScrapeResult,
-    Target,
-    first_line,
 )
-from pgstack_exporter.sql import Row, SqlConnector, SqlParams, SqlSession
+from pgstack_exporter.sql import Row, SqlConnector, SqlParams, SqlSession, SqlTarget
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +223,7 @@ def _f(value: Any) -> float:
     return float(value) if value is not None else 0.0
 
 
-class PostgresTarget(Target):
+class PostgresTarget(SqlTarget):
     kind = "postgresql"
 
     def __init__(
@@ -236,11 +234,9 @@ class PostgresTarget(Target):
         executor: Executor,
         archiver: bool = True,
     ) -> None:
-        super().__init__(config.name, config.timeout_seconds, clock, executor)
+        super().__init__(config.name, config.timeout_seconds, connect, clock, executor)
         self.config = config
-        self._connect = connect
         self._archiver = archiver and config.archiver
-        self._session: SqlSession | None = None
         self._sizes: list[Row] = []
         self._sizes_at: float | None = None  # monotonic
         self._settings: dict[str, str] = {}
@@ -260,32 +256,14 @@ class PostgresTarget(Target):
             lock_timeout_ms=c.lock_timeout_ms,
         )
 
-    def abort(self) -> None:
-        session = self._session
-        if session is not None:
-            session.abort()
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
     def scrape(self) -> ScrapeResult:
         recorder = PartRecorder(self.clock, self.name)
         start = self.clock.monotonic()
         try:
-            if self._session is None or self._session.broken():
-                self.close()
-                self._session = self._connect(self.params())
-            session = self._session
+            session = self.session()
             server = session.query("server", Q_SERVER)[0]
         except Exception as error:
-            self.close()
-            log.warning("postgresql %s: down: %s", self.name, first_line(error))
-            recorder.fail("postgresql", start)
-            return ScrapeResult(
-                up=False, parts=recorder.parts, health=Health(up=False, message=first_line(error))
-            )
+            return self.down(recorder, "postgresql", start, error)
         latency_ms = (self.clock.monotonic() - start) * 1000
         steps: list[Callable[[SqlSession], list[Sample]]] = [
             lambda _s: self._server(server),
@@ -302,8 +280,7 @@ class PostgresTarget(Target):
             recorder.run("postgresql", lambda step=step: step(session))  # type: ignore[misc]
         if self._archiver:
             recorder.run("archiver", lambda: self._archiver_samples(session))
-        if session.broken():
-            self.close()
+        self.close_if_broken()
         return ScrapeResult(
             up=True,
             samples=tuple(recorder.samples),

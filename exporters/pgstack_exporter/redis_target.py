@@ -18,7 +18,6 @@ from pgstack_exporter.runtime import (
     PartRecorder,
     ScrapeResult,
     Target,
-    first_line,
 )
 
 log = logging.getLogger(__name__)
@@ -158,12 +157,7 @@ class RedisTarget(Target):
             ping = self.clock.monotonic() - ping_start
             info = session.info()
         except Exception as error:
-            self.close()
-            log.warning("redis %s: down: %s", self.name, first_line(error))
-            recorder.fail("redis", start)
-            return ScrapeResult(
-                up=False, parts=recorder.parts, health=Health(up=False, message=first_line(error))
-            )
+            return self.down(recorder, "redis", start, error)
         recorder.run("redis", lambda: self._samples(info, ping))
         maxclients = info.get("maxclients")
         if maxclients is None:  # older INFO without maxclients: ask CONFIG GET

@@ -140,6 +140,16 @@ class Target(abc.ABC):
     def close(self) -> None:  # noqa: B027 (most targets hold no connection)
         """Release connections at shutdown."""
 
+    def down(
+        self, recorder: PartRecorder, collector: str, start: float, error: Exception
+    ) -> ScrapeResult:
+        """The result of a scrape that could not reach the target (logged once, in one line)."""
+        self.close()
+        reason = first_line(error)
+        log.warning("%s %s: down: %s", self.kind, self.name, reason)
+        recorder.fail(collector, start)
+        return ScrapeResult(up=False, parts=recorder.parts, health=Health(up=False, message=reason))
+
     def _run(self) -> ScrapeResult:
         try:
             result = self.scrape()

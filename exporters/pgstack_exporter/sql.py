@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import os
@@ -13,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from pgstack_exporter.config import read_secret
+from pgstack_exporter.runtime import Clock, Executor, Target
 
 Row = dict[str, Any]
 
@@ -115,3 +117,39 @@ def psycopg_connect(params: SqlParams) -> SqlSession:
     else:
         connection = psycopg.connect(autocommit=True, row_factory=dict_row, **kwargs)
     return PsycopgSession(connection)
+
+
+class SqlTarget(Target):
+    """A target behind one SQL session, kept open between scrapes and reopened once broken."""
+
+    def __init__(
+        self, name: str, timeout: float, connect: SqlConnector, clock: Clock, executor: Executor
+    ) -> None:
+        super().__init__(name, timeout, clock, executor)
+        self._connect = connect
+        self._session: SqlSession | None = None
+
+    @abc.abstractmethod
+    def params(self) -> SqlParams:
+        """How to connect."""
+
+    def session(self) -> SqlSession:
+        """The open session, or a new one when there is none or it broke."""
+        if self._session is None or self._session.broken():
+            self.close()
+            self._session = self._connect(self.params())
+        return self._session
+
+    def abort(self) -> None:
+        session = self._session
+        if session is not None:
+            session.abort()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def close_if_broken(self) -> None:
+        if self._session is not None and self._session.broken():
+            self.close()

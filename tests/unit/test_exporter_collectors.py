@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from exporter_fakes import FakeClock, FakeRedisConnector, FakeSqlConnector
 from prometheus_client.registry import CollectorRegistry
+from test_exporter_support import FakeClock, FakeRedisConnector, FakeSqlConnector
 
 from pgstack_exporter.config import Config, parse
 from pgstack_exporter.exporter import Exporter, Seams

@@ -8,101 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exporter_fakes import FakeClock
 from prometheus_client.registry import CollectorRegistry
+from test_exporter_support import (
+    DRILL,
+    DRILL_PITR,
+    DUMP_FAILED_NEVER_SUCCEEDED,
+    DUMP_SUCCESS,
+    PITR_RUNNING,
+    FakeClock,
+    drill_attempt,
+)
 
 from pgstack_exporter.config import parse
 from pgstack_exporter.exporter import Exporter, Seams
 from pgstack_exporter.pgbackrest import PgBackRestTarget, wal_position
-
-# The example documents of docs/backup.md (pg_dump) and docs/metrics.md (drills).
-DUMP_SUCCESS = {
-    "version": 1,
-    "kind": "pg_dump",
-    "cluster": "db1",
-    "database": "app",
-    "last_attempt": {
-        "started_at": "2026-11-23T03:00:00Z",
-        "finished_at": "2026-11-23T03:00:12Z",
-        "duration_seconds": 12.1,
-        "exit_status": "success",
-        "error": None,
-        "path": "/var/backups/pgstack/dumps/db1/app/20261123T030000Z",
-        "size_bytes": 123456,
-    },
-    "last_success": {
-        "started_at": "2026-11-23T03:00:00Z",
-        "finished_at": "2026-11-23T03:00:12Z",
-        "duration_seconds": 12.1,
-        "exit_status": "success",
-        "error": None,
-        "path": "/var/backups/pgstack/dumps/db1/app/20261123T030000Z",
-        "size_bytes": 123456,
-    },
-}
-DUMP_FAILED_NEVER_SUCCEEDED = {
-    "version": 1,
-    "kind": "pg_dump",
-    "cluster": "db1",
-    "database": "shop",
-    "last_attempt": {
-        "started_at": "2026-11-24T03:00:00Z",
-        "finished_at": "2026-11-24T03:00:02Z",
-        "duration_seconds": 2.0,
-        "exit_status": "failed",
-        "error": "pg_dump exited 1",
-        "path": None,
-        "size_bytes": None,
-    },
-    "last_success": None,
-}
-DRILL = {
-    "version": 1,
-    "kind": "drill",
-    "drill": "logical",
-    "cluster": "db1",
-    "database": "app",
-    "objectives": {"rto_seconds": 3600, "rpo_seconds": 300},
-    "last_attempt": {
-        "started_at": "2026-11-23T03:00:00Z",
-        "finished_at": "2026-11-23T03:04:12Z",
-        "result": "passed",
-        "exit_code": 0,
-        "rto_seconds": 252.4,
-        "rpo_seconds": None,
-        "error": None,
-        "report": "/var/lib/pgstack/drills/reports/20261123T030000Z-logical.json",
-    },
-    "last_success": {
-        "started_at": "2026-11-23T03:00:00Z",
-        "finished_at": "2026-11-23T03:04:12Z",
-        "result": "passed",
-        "exit_code": 0,
-        "rto_seconds": 252.4,
-        "rpo_seconds": None,
-        "error": None,
-        "report": "/var/lib/pgstack/drills/reports/20261123T030000Z-logical.json",
-    },
-}
-PITR_RUNNING = {
-    "version": 1,
-    "kind": "drill",
-    "drill": "pitr",
-    "cluster": "db1",
-    "database": None,
-    "objectives": {"rto_seconds": 3600, "rpo_seconds": 300},
-    "last_attempt": {
-        "started_at": "2026-11-24T03:00:00Z",
-        "finished_at": None,
-        "result": "running",
-        "exit_code": None,
-        "rto_seconds": None,
-        "rpo_seconds": None,
-        "error": None,
-        "report": None,
-    },
-    "last_success": None,
-}
 
 T_0300 = datetime(2026, 11, 23, 3, 0, 0, tzinfo=UTC).timestamp()
 
@@ -366,3 +285,13 @@ def test_wal_positions() -> None:
     assert wal_position("0000000200000003000000FF") == (2, 3 * 2**32 + 255 * 16 * 1024 * 1024)
     with pytest.raises(ValueError, match="not a WAL segment"):
         wal_position("00000001")
+
+
+def test_a_running_drill_keeps_the_last_measurement(tmp_path: Path) -> None:
+    running = drill_attempt("running", None, None)
+    put(tmp_path, "drill-db1-pitr.json", {**DRILL_PITR, "last_attempt": running})
+    reg = registry(tmp_path)
+    pitr = {"cluster": "db1", "drill": "pitr", "database": ""}
+    assert reg.get_sample_value("pgstack_drill_last_result", {**pitr, "result": "running"}) == 1
+    assert reg.get_sample_value("pgstack_drill_rpo_seconds", pitr) == 6
+    assert reg.get_sample_value("pgstack_drill_rto_seconds", pitr) == 540

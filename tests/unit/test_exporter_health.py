@@ -12,7 +12,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from exporter_fakes import FakeClock, FakeRedisConnector, FakeSqlConnector
 from test_exporter_collectors import (
     CONFIG_ROWS,
     DATABASES_118,
@@ -21,6 +20,7 @@ from test_exporter_collectors import (
     REDIS_INFO,
     STATS_118,
 )
+from test_exporter_support import FakeClock, FakeRedisConnector, FakeSqlConnector
 
 from pgstack_exporter.config import parse
 from pgstack_exporter.exporter import Exporter, Seams, overall_status

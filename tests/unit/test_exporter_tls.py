@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from exporter_fakes import FakeClock
+from test_exporter_support import FakeClock
 
 from pgstack_exporter.config import parse
 from pgstack_exporter.exporter import Exporter, Seams, tls_endpoints

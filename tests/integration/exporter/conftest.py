@@ -23,59 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import MONITORING_USER, STANZA, PgBouncer, Pki, Postgres, Process, Redis
 
 REPO = Path(__file__).resolve().parents[3]
-# Examples of the documented status formats (docs/backup.md, docs/metrics.md).
-DUMP_OK = {
-    "version": 1,
-    "kind": "pg_dump",
-    "cluster": "db1",
-    "database": "app",
-    "last_attempt": {
-        "started_at": "2026-11-23T03:00:00Z",
-        "finished_at": "2026-11-23T03:00:12Z",
-        "duration_seconds": 12.1,
-        "exit_status": "success",
-        "error": None,
-        "path": "/var/backups/pgstack/dumps/db1/app/20261123T030000Z",
-        "size_bytes": 123456,
-    },
-    "last_success": {
-        "started_at": "2026-11-23T03:00:00Z",
-        "finished_at": "2026-11-23T03:00:12Z",
-        "duration_seconds": 12.1,
-        "exit_status": "success",
-        "error": None,
-        "path": "/var/backups/pgstack/dumps/db1/app/20261123T030000Z",
-        "size_bytes": 123456,
-    },
-}
-DRILL_PITR = {
-    "version": 1,
-    "kind": "drill",
-    "drill": "pitr",
-    "cluster": "db1",
-    "database": None,
-    "objectives": {"rto_seconds": 3600, "rpo_seconds": 300},
-    "last_attempt": {
-        "started_at": "2026-11-23T04:00:00Z",
-        "finished_at": "2026-11-23T04:09:00Z",
-        "result": "passed",
-        "exit_code": 0,
-        "rto_seconds": 540.0,
-        "rpo_seconds": 6.0,
-        "error": None,
-        "report": None,
-    },
-    "last_success": {
-        "started_at": "2026-11-23T04:00:00Z",
-        "finished_at": "2026-11-23T04:09:00Z",
-        "result": "passed",
-        "exit_code": 0,
-        "rto_seconds": 540.0,
-        "rpo_seconds": 6.0,
-        "error": None,
-        "report": None,
-    },
-}
+# The example status documents of the unit tests (documented formats), shared rather than copied.
+sys.path.insert(0, str(REPO / "tests" / "unit"))
+from test_exporter_support import DRILL_PITR, DUMP_SUCCESS  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -189,7 +139,7 @@ def stack() -> Iterator[Stack]:
         servers.wait_port(tls_port)
         status_dir = root / "status"
         status_dir.mkdir()
-        (status_dir / "pg_dump-db1-app.json").write_text(json.dumps(DUMP_OK))
+        (status_dir / "pg_dump-db1-app.json").write_text(json.dumps(DUMP_SUCCESS))
         (status_dir / "drill-db1-pitr.json").write_text(json.dumps(DRILL_PITR))
         yield Stack(
             root,

@@ -1,4 +1,7 @@
-"""Fakes for the exporter's seams (SQL sessions, Redis, clock), shared by its unit tests."""
+"""Fakes for the exporter's seams and example status documents, shared by its tests (no tests here).
+
+The examples follow the documented formats: docs/backup.md (pg_dump) and docs/metrics.md (drills).
+"""
 
 from __future__ import annotations
 
@@ -106,3 +109,57 @@ class FakeRedisConnector:
         if self.fail is not None:
             raise self.fail
         return FakeRedisSession(self.info, self.config)
+
+
+def dump_attempt(status: str = "success", day: int = 23, database: str = "app") -> dict[str, Any]:
+    ok = status == "success"
+    return {
+        "started_at": f"2026-11-{day}T03:00:00Z",
+        "finished_at": f"2026-11-{day}T03:00:12Z",
+        "duration_seconds": 12.1,
+        "exit_status": status,
+        "error": None if ok else "pg_dump exited 1",
+        "path": f"/var/backups/pgstack/dumps/db1/{database}/202611{day}T030000Z" if ok else None,
+        "size_bytes": 123456 if ok else None,
+    }
+
+
+def dump_status(
+    database: str, attempt: dict[str, Any], success: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {"version": 1, "kind": "pg_dump", "cluster": "db1", "database": database,
+            "last_attempt": attempt, "last_success": success}  # fmt: skip
+
+
+def drill_attempt(result: str, rto: float | None, rpo: float | None) -> dict[str, Any]:
+    running = result == "running"
+    return {
+        "started_at": "2026-11-23T03:00:00Z",
+        "finished_at": None if running else "2026-11-23T03:04:12Z",
+        "result": result,
+        "exit_code": None if running else 0,
+        "rto_seconds": rto,
+        "rpo_seconds": rpo,
+        "error": None,
+        "report": None if running else "/var/lib/pgstack/drills/reports/20261123T030000Z.json",
+    }
+
+
+def drill_status(drill: str, database: str | None, attempt: dict[str, Any],
+                 success: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    return {"version": 1, "kind": "drill", "drill": drill, "cluster": "db1", "database": database,
+            "objectives": {"rto_seconds": 3600, "rpo_seconds": 300},
+            "last_attempt": attempt, "last_success": success}  # fmt: skip
+
+
+DUMP_SUCCESS = dump_status("app", dump_attempt(), dump_attempt())
+DUMP_FAILED_NEVER_SUCCEEDED = dump_status(
+    "shop", dump_attempt("failed", day=24, database="shop"), None
+)
+DRILL = drill_status(
+    "logical", "app", drill_attempt("passed", 252.4, None), drill_attempt("passed", 252.4, None)
+)
+DRILL_PITR = drill_status(
+    "pitr", None, drill_attempt("passed", 540.0, 6.0), drill_attempt("passed", 540.0, 6.0)
+)
+PITR_RUNNING = drill_status("pitr", None, drill_attempt("running", None, None), None)
