@@ -6,7 +6,7 @@ import statistics
 import time
 from pathlib import Path
 
-from conftest import ExporterProcess
+from exporter_stack import ExporterProcess
 
 
 def rss_mib(pid: int) -> float:

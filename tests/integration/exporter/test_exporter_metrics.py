@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from conftest import REPO, ExporterProcess, Stack
+from exporter_stack import REPO, ExporterProcess, Stack
 
 ROW = re.compile(r"^\| `(pgstack_[a-z0-9_]+)` \|")
 CATALOGUE = [

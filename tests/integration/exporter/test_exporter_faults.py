@@ -8,11 +8,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import exporter_servers as servers
 import pytest
-import servers
-from conftest import ExporterProcess, Stack
-from servers import ADMIN_USER, MONITORING_USER, PG_BIN
-from test_metrics import value
+from exporter_servers import ADMIN_USER, MONITORING_USER, PG_BIN
+from exporter_stack import ExporterProcess, Stack
+from test_exporter_metrics import value
 
 # Every target's timeout is at most 3 s (the defaults): a whole scrape stays within that + slack.
 SCRAPE_BOUND = 4.0
