@@ -7,10 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests;
-# the servers and python3-* libraries the exporter's tests run on as local processes (what hosts run).
+# PostgreSQL 15, pgBackRest and Chromium for the drill integration tests (local processes);
+# PgBouncer, Redis and Debian's python3-* libraries for the exporter's tests (what hosts run).
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
 	postgresql-client redis-tools python3-venv make \
-	postgresql-15 pgbouncer redis-server pgbackrest openssl \
+	postgresql-15 pgbackrest chromium \
+	pgbouncer redis-server openssl \
 	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml
 LAB_INVENTORY := inventory/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -45,6 +47,12 @@ venv: $(VENV)/.installed ## the controller's Python tool chain in .venv (ansible
 lab: host-deps venv ## bring the lab up and converge the whole stack on it
 	$(BIN)/pgstack-lab up
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+	@$(BIN)/pgstack-lab summary
+
+APP ?= app
+.PHONY: app-shell
+app-shell: venv ## a shell on app1 as application APP (default app) with its env file loaded
+	$(BIN)/pgstack-lab ssh app1 "sudo -u $(APP) bash -c 'set -a; . /etc/pgstack/$(APP).env; set +a; cd /tmp; exec bash -i'"
 
 .PHONY: lab-down
 lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rule
@@ -54,9 +62,10 @@ lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rul
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --nocolor
-	$(BIN)/ruff check scripts exporters tests
-	$(BIN)/ruff format --check scripts exporters tests
-	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup exporters/pgstack_exporter
+	$(BIN)/ruff check scripts exporters tests roles/preflight/test_plugins
+	$(BIN)/ruff format --check scripts exporters tests roles/preflight/test_plugins
+	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill roles/preflight/test_plugins/preflight.py \
+		exporters/pgstack_exporter
 
 .PHONY: unit
 unit: venv ## fast tests: unit and static checks over the repository
@@ -70,8 +79,9 @@ unit-debian: host-deps ## the exporter's unit tests on Debian's python3 packages
 	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py
 
 .PHONY: integration
-integration: host-deps ## the exporter against real PostgreSQL, PgBouncer, Redis, pgBackRest (local processes, Debian's python3)
-	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py tests/integration
+integration: host-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, PgBouncer, Redis, Chromium)
+	$(BIN)/pytest -q tests/integration --ignore=tests/integration/exporter
+	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py tests/integration/exporter
 
 .PHONY: lab-lifecycle
 lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice
@@ -97,12 +107,22 @@ molecule-%: host-deps venv
 # The pgbackrest and pg_dump scenarios share their two lab addresses: one after the other.
 molecule-pg_dump: molecule-pgbackrest
 
+# The layers of `make test`, in order: fast and offline first, the lab last.
+TEST_LAYERS := lint unit integration lab-lifecycle e2e molecule
+
 .PHONY: test
-test: host-deps venv ## everything CI runs; always tears the lab down and prints the duration
-	@start=$$(date +%s); status=0; \
-	$(MAKE) --no-print-directory lint unit integration lab-lifecycle e2e molecule || status=$$?; \
+test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down
+	@start=$$(date +%s); status=0; report=""; \
+	for layer in $(TEST_LAYERS); do \
+		began=$$(date +%s); \
+		if $(MAKE) --no-print-directory $$layer; then result=passed; else result=FAILED; status=1; fi; \
+		line=$$(printf '  %-14s %-6s %4d s' "$$layer" "$$result" $$(( $$(date +%s) - began ))); \
+		echo "== layer$$line"; report="$$report$$line\n"; \
+		[ $$status -eq 0 ] || break; \
+	done; \
 	$(MAKE) --no-print-directory lab-down || { [ $$status -ne 0 ] || status=1; }; \
 	elapsed=$$(( $$(date +%s) - start )); \
+	printf 'pgstack test suite layers:\n%b' "$$report"; \
 	printf 'pgstack test suite: %s after %dm%02ds\n' \
 		"$$( [ $$status -eq 0 ] && echo passed || echo FAILED )" $$((elapsed / 60)) $$((elapsed % 60)); \
 	exit $$status

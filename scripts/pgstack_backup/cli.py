@@ -27,7 +27,10 @@ from pgstack_backup.status import Attempt, read_status, record, status_path
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("/etc/pgstack/pg_dump.yml")
-LABEL = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+# A labelled dump's suffix and the name of its restore point (pg_create_restore_point takes at most
+# 63 bytes). The same rule as roles/preflight/test_plugins/preflight.py (RESTORE_POINT_LABEL), which
+# playbooks/pre_migration.yml applies; tests/unit/test_restore_point_label.py checks both.
+LABEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 
 
 def utc_now() -> datetime:
@@ -171,8 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = sorted(set(args.database) - set(config.databases))
         if unknown:
             raise ConfigError(f"--database: not in {args.config}: {', '.join(unknown)}")
-        if getattr(args, "label", None) is not None and not LABEL.match(args.label):
-            raise ConfigError(f"--label: lower-case letters, digits, '.', '_', '-': {args.label!r}")
+        if getattr(args, "label", None) is not None and not LABEL.fullmatch(args.label):
+            raise ConfigError(
+                f"--label: 1-63 lower-case letters, digits, '.', '_', '-', starting with a letter "
+                f"or digit: {args.label!r}"
+            )
         signal.signal(signal.SIGTERM, _on_sigterm)
         if args.command == "prune":
             return run_prune(config, args.database or config.databases)

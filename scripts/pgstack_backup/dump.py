@@ -28,7 +28,8 @@ from typing import Any, Protocol
 from pgstack_backup.config import Config
 from pgstack_backup.errors import DumpFailed, PreconditionError
 from pgstack_backup.files import fsync_path, write_atomic
-from pgstack_backup.retention import parse_name, select_expired, stamp
+from pgstack_backup.retention import MANIFEST_FILE, PARTIAL_PREFIX, prune, stamp
+from pgstack_backup.status import format_time
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ MANIFEST_VERSION = 1
 DATA_FILE = "data.dump"
 SCHEMA_FILE = "schema.dump"
 GLOBALS_FILE = "globals.sql"
-MANIFEST_FILE = "manifest.json"
-PARTIAL_PREFIX = ".partial-"
 GLOBALS_TRAILER = "PostgreSQL database cluster dump complete"
 
 # Ordinary tables (partitions included; partitioned parents hold no rows of their own).
@@ -159,7 +158,7 @@ class Runner:
                 files[name] = {"size_bytes": path.stat().st_size, "sha256": sha256_of(path)}
                 size += path.stat().st_size
             manifest["files"] = files
-            manifest["finished_at"] = self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+            manifest["finished_at"] = format_time(self.now())
             write_atomic(
                 partial / MANIFEST_FILE,
                 (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
@@ -214,43 +213,21 @@ class Runner:
             "cluster": self.config.cluster,
             "database": database,
             "label": label,
-            "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "started_at": format_time(started),
             "snapshot": snapshot,
             "server_version": server_version,
             "compress_level": self.config.compress_level,
             "tables": [summary.to_json() for summary in summaries],
         }
 
-    # --- retention
-
     def prune(self, database: str) -> list[str]:
-        """Delete expired scheduled dumps and leftovers of killed runs; return what was deleted."""
-        parent = self.database_dir(database)
-        if not parent.is_dir():
-            return []
-        deleted = []
-        dumps = []
-        for entry in parent.iterdir():
-            if entry.name.startswith(PARTIAL_PREFIX):
-                shutil.rmtree(entry)  # the caller holds the lock: no run is writing it
-                deleted.append(entry.name)
-                continue
-            dump = parse_name(entry.name)
-            if dump is not None and (entry / MANIFEST_FILE).is_file():
-                dumps.append(dump)
-        expired = select_expired(
-            dumps,
+        """Apply retention to a database's dumps (the caller holds the lock); return what went."""
+        return prune(
+            self.database_dir(database),
             now=self.now(),
             max_age=timedelta(days=self.config.retention.max_age_days),
             min_count=self.config.retention.min_count,
         )
-        for dump in expired:
-            shutil.rmtree(parent / dump.name)
-            deleted.append(dump.name)
-        if deleted:
-            fsync_path(parent)
-            log.info("retention for %s deleted %s", database, ", ".join(sorted(deleted)))
-        return deleted
 
 
 @contextmanager

@@ -1,11 +1,24 @@
-"""Which dumps to delete: a pure function of their times, the age window and a minimum count."""
+"""Retention: which dumps to delete (a pure function of their times, the age window and a minimum
+count) and deleting them from a database's dump directory."""
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pgstack_backup.files import fsync_path
+
+log = logging.getLogger(__name__)
+
+# A finished dump holds its manifest; a run writes into PARTIAL_PREFIX<final name> until it is read
+# back whole and renamed.
+MANIFEST_FILE = "manifest.json"
+PARTIAL_PREFIX = ".partial-"
 
 # Final names of scheduled dumps; labelled dumps (<stamp>-<label>) are never pruned.
 DUMP_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)$")
@@ -51,3 +64,30 @@ def select_expired(
         if index >= keep_count and now - dump.taken_at > max_age
     ]
     return sorted(expired)
+
+
+def prune(parent: Path, *, now: datetime, max_age: timedelta, min_count: int) -> list[str]:
+    """Delete the expired scheduled dumps in ``parent`` and leftovers of killed runs.
+
+    The caller holds the dump lock, so no run is writing a partial directory. Returns the names
+    deleted. Labelled dumps and directories without a manifest are never touched.
+    """
+    if not parent.is_dir():
+        return []
+    deleted = []
+    dumps = []
+    for entry in parent.iterdir():
+        if entry.name.startswith(PARTIAL_PREFIX):
+            shutil.rmtree(entry)
+            deleted.append(entry.name)
+            continue
+        dump = parse_name(entry.name)
+        if dump is not None and (entry / MANIFEST_FILE).is_file():
+            dumps.append(dump)
+    for dump in select_expired(dumps, now=now, max_age=max_age, min_count=min_count):
+        shutil.rmtree(parent / dump.name)
+        deleted.append(dump.name)
+    if deleted:
+        fsync_path(parent)
+        log.info("retention in %s deleted %s", parent, ", ".join(sorted(deleted)))
+    return deleted

@@ -4,6 +4,7 @@ pgstack-lab up [--release trixie] [HOST ...]   make or reuse the hosts, boot the
 pgstack-lab down [--all] [HOST ...]            stop and remove hosts (the network when empty)
 pgstack-lab status                              one line per host
 pgstack-lab ssh HOST [COMMAND ...]              a root shell or command on a host
+pgstack-lab summary                             what a converged lab offers: endpoints, env files
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pgstack_lab.errors import ExitCode, LabError, PreconditionError
+from pgstack_lab.errors import ExitCode, LabError, PreconditionError, UsageError
 from pgstack_lab.lab import HostStatus, Lab
 from pgstack_lab.spec import RELEASES, load_spec
+from pgstack_lab.summary import render as render_summary
 from pgstack_lab.system import SubprocessRunner
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     down.add_argument("hosts", nargs="*", help="only these hosts (default: all in the inventory)")
     sub.add_parser("status", help="one line per host: address, release, state")
+    sub.add_parser("summary", help="endpoints and env files of the converged lab, how to try them")
     ssh = sub.add_parser("ssh", help="run ssh as root on a host")
     ssh.add_argument("host")
     ssh.add_argument("remote", nargs=argparse.REMAINDER, help="command to run (default: a shell)")
@@ -95,6 +98,8 @@ def run(args: argparse.Namespace) -> ExitCode:
     release = getattr(args, "release", None)
     spec = load_spec(inventory, release)
     lab = Lab(args.root, lab_dir, SubprocessRunner())
+    if args.command == "down" and args.all and args.hosts:
+        raise UsageError("down: give either --all or host names, not both")
     if args.command == "ssh":
         host = spec.host(args.host)
         argv = [
@@ -107,13 +112,14 @@ def run(args: argparse.Namespace) -> ExitCode:
     if args.command == "status":
         print_status(lab.status(spec))
         return ExitCode.OK
+    if args.command == "summary":
+        print(render_summary(inventory))
+        return ExitCode.OK
     if os.geteuid() != 0:
         raise PreconditionError("pgstack-lab up/down needs root (network namespaces, nspawn)")
     if args.command == "up":
         print_status(lab.up(spec, spec.select(args.hosts)))
     elif args.command == "down":
-        if args.all and args.hosts:
-            raise LabError("down: give either --all or host names, not both")
         lab.down(spec, None if args.all else spec.select(args.hosts))
         if not args.all:
             print_status(lab.status(spec))
@@ -132,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as exc:
         log.error("%s", exc)
         return int(exc.exit_code)
+    except OSError as exc:
+        log.error("unexpected system error: %s", exc)
+        return int(ExitCode.UNEXPECTED)
     except KeyboardInterrupt:
         log.error("interrupted: run `pgstack-lab up` again to finish or `down` to clean up")
         return int(ExitCode.UNEXPECTED)

@@ -25,6 +25,12 @@ class SpecError(LabError):
     exit_code = ExitCode.USAGE
 
 
+class UsageError(LabError):
+    """The command line asks for something contradictory."""
+
+    exit_code = ExitCode.USAGE
+
+
 class PreconditionError(LabError):
     """The machine cannot run the lab (not root, missing tools, address in use...)."""
 

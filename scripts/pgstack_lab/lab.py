@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgstack_lab.errors import PreconditionError
+from pgstack_lab.errors import BootError, LabError, PreconditionError
 from pgstack_lab.image import Images
 from pgstack_lab.machine import Machine
 from pgstack_lab.network import Network, netns_name, veth_name
@@ -220,21 +220,30 @@ class Lab:
     def down(self, spec: LabSpec | None, hosts: tuple[HostSpec, ...] | None) -> None:
         """Stop and remove the named hosts (all known ones when hosts is None); when no lab
         machine is left, remove the bridge, NAT rules and every leftover namespace and veth."""
+        failures: list[str] = []
         with self.locked():
             if hosts is None:
                 for machine in self.known_machines():
-                    state = machine.state()
-                    machine.stop()
-                    if state is not None:
-                        machine.harvest_packages(self.apt_archive(state.release))
-                        self.network.detach(ns=state.netns, veth=state.veth)
-                    machine.remove()
+                    try:
+                        state = machine.state()
+                        machine.stop()
+                        if state is not None:
+                            machine.harvest_packages(self.apt_archive(state.release))
+                            self.network.detach(ns=state.netns, veth=state.veth)
+                        machine.remove()
+                    except LabError as exc:  # the others still go down
+                        failures.append(str(exc))
             else:
                 for host in hosts:
-                    self._clean_host(host, self.machine(host.name))
+                    try:
+                        self._clean_host(host, self.machine(host.name))
+                    except LabError as exc:
+                        failures.append(str(exc))
             if not self.known_machines():
                 self._remove_shared(spec)
             self.write_known_hosts()
+        if failures:
+            raise BootError("; ".join(failures))
 
     def _remove_shared(self, spec: LabSpec | None) -> None:
         for ns in self.network.namespaces():

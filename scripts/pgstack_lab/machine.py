@@ -67,6 +67,22 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def processes_rooted_in(rootfs: Path, proc: Path = Path("/proc")) -> list[int]:
+    """PIDs whose root directory is rootfs or below it (the processes of a machine)."""
+    target = str(rootfs.resolve())
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            root = os.readlink(entry / "root")
+        except OSError:
+            continue  # exited meanwhile, or a kernel thread
+        if root == target or root.startswith(target + "/"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def _alive(state: MachineState) -> bool:
     return process_start_time(state.pid) == state.pid_start
 
@@ -100,7 +116,7 @@ class Machine:
         self, image: Path, host: HostSpec, spec: LabSpec, authorized_key: str, runner: Runner
     ) -> None:
         if self.dir.exists():
-            shutil.rmtree(self.dir)
+            self._remove_dir()
         self.dir.mkdir(parents=True)
         tmp = self.dir / "rootfs.tmp"
         runner.run(["cp", "-a", "--reflink=auto", str(image), str(tmp)])
@@ -255,4 +271,33 @@ class Machine:
                 "unknown; stop its systemd-nspawn process, delete the file, and run again"
             )
         if self.dir.exists():
-            shutil.rmtree(self.dir)
+            self._remove_dir()
+
+    def _remove_dir(self) -> None:
+        """Remove the machine directory once nothing of the machine runs inside it."""
+        self._wait_rootfs_released(STOP_TIMEOUT)
+        # A process of the machine's PID namespace may still be finishing a write after nspawn
+        # exited: try again shortly before giving up with a message instead of a traceback.
+        for attempt in range(5):
+            try:
+                shutil.rmtree(self.dir)
+                return
+            except OSError as exc:
+                if attempt == 4:
+                    raise BootError(
+                        f"{self.name}: could not remove {self.dir}: {exc}; run `down` again"
+                    ) from exc
+                time.sleep(1.0)
+                self._wait_rootfs_released(STOP_TIMEOUT)
+
+    def _wait_rootfs_released(self, timeout: float) -> None:
+        """Wait until no process has its root in this machine's rootfs (all of it has exited)."""
+        deadline = time.monotonic() + timeout
+        while users := processes_rooted_in(self.rootfs):
+            if time.monotonic() >= deadline:
+                shown = ", ".join(str(pid) for pid in users[:5])
+                raise BootError(
+                    f"{self.name}: processes {shown} still run inside {self.rootfs} "
+                    f"{timeout:.0f} s after the machine stopped; not removing it"
+                )
+            time.sleep(0.2)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import lab_ssh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +95,7 @@ AnsiblePlaybook = Callable[..., "subprocess.CompletedProcess[str]"]
 def ansible_playbook(lab_inventory: Path) -> AnsiblePlaybook:
     def run(
         *args: str,
-        playbook: str = "playbooks/postgresql.yml",
+        playbook: str,
         extra_vars_file: Path | None = None,
         check: bool = False,
     ) -> subprocess.CompletedProcess[str]:
@@ -109,3 +110,18 @@ def ansible_playbook(lab_inventory: Path) -> AnsiblePlaybook:
         )
 
     return run
+
+
+# Clients the tests run on app1 (not part of app_env: an application brings its own driver).
+APP_HOST_CLIENTS = "postgresql-client python3-psycopg redis-tools python3-redis"
+
+
+@pytest.fixture(scope="session")
+def clients_on_app_host() -> None:
+    """The real clients of the applications, installed on app1 once per test session."""
+    result = lab_ssh(
+        "app1",
+        f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q {APP_HOST_CLIENTS} >/dev/null",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -114,6 +115,30 @@ def assert_nothing_changed(result: subprocess.CompletedProcess[str]) -> None:
     assert not changed, f"changed hosts {changed}:\n{output[-5000:]}"
 
 
+def assert_failed_before_any_change(
+    failure: str | None,
+    recap: Mapping[str, Mapping[str, int]],
+    output: str,
+    *names: str,
+    hidden: Iterable[str] = (),
+) -> None:
+    """Bad input was refused before anything changed: the one check of every malformed-input case.
+
+    failure holds the messages of the failed tasks (None: the input was accepted) and must name
+    every one of names (the offending variable); recap ({host: counts}, from PLAY RECAP or the json
+    callback's stats) must show changed=0 on every host; no hidden value (a password) may appear
+    anywhere in output.
+    """
+    assert failure is not None, f"the input was accepted:\n{output[-3000:]}"
+    for name in names:
+        assert name in failure, f"{name} not in the failure:\n{failure}"
+    assert recap, f"no host ran:\n{output[-3000:]}"
+    changed = {host: counts["changed"] for host, counts in recap.items() if counts.get("changed")}
+    assert not changed, f"changed hosts {changed}:\n{output[-3000:]}"
+    leaked = [value for value in hidden if value and value in output]
+    assert not leaked, "a secret appears in the output"
+
+
 def make_foreign_ca(directory: Path) -> Path:
     """A freshly made self-signed CA certificate that signed nothing the lab uses."""
     cert = directory / "foreign-ca.crt"
@@ -162,12 +187,11 @@ def served_certificate_serial(address: str, port: int, *, starttls: str | None =
     argv = ["openssl", "s_client", "-connect", f"{address}:{port}"]
     if starttls is not None:
         argv += ["-starttls", starttls]
-    handshake = subprocess.run(
-        argv, input="", capture_output=True, text=True, timeout=30, check=False
-    )
+    # Bytes: a server may answer the handshake with binary data (pgBackRest's TLS server does).
+    handshake = subprocess.run(argv, input=b"", capture_output=True, timeout=30, check=False)
     serial = subprocess.run(
         ["openssl", "x509", "-noout", "-serial"],
-        input=handshake.stdout,
+        input=handshake.stdout.decode("utf-8", errors="replace"),
         capture_output=True,
         text=True,
         timeout=30,

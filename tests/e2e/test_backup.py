@@ -23,11 +23,8 @@ import yaml
 from helpers import (
     ROLE_SECRETS,
     DbHost,
-    assert_nothing_changed,
     conninfo,
-    failure_messages,
     lab_ssh,
-    parse_recap,
 )
 from psycopg import sql
 
@@ -379,42 +376,6 @@ def test_archiving_queues_during_an_outage_and_catches_up_without_a_gap() -> Non
     sh(DB, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
 
 
-# --- converge behaviour
-
-
-def test_second_converge_and_check_mode_change_nothing(ansible_playbook: Playbook) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK))
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK, check=True))
-
-
-# (variable, bad value, tag that runs the play's checks)
-BAD_INPUTS: list[tuple[str, Any, str]] = [
-    ("pgbackrest_full_schedule", "every tuesday", "pgbackrest"),
-    ("pgbackrest_verify_schedule", "Sun 25:00", "pgbackrest"),
-    ("pgbackrest_retention_full", 0, "pgbackrest"),
-    ("pgbackrest_archive_timeout", 0, "pgbackrest"),
-    ("pgbackrest_cipher_passphrase", "short", "pgbackrest"),
-    ("pg_dump_schedule", "daily at 3", "pg_dump"),
-    ("pg_dump_retention_min_count", 0, "pg_dump"),
-    ("pg_dump_retention_days", -1, "pg_dump"),
-    ("pg_dump_compress_level", 12, "pg_dump"),
-]
-
-
-@pytest.mark.parametrize(("variable", "value", "tag"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_fails_before_any_change(
-    ansible_playbook: Playbook, tmp_path: Path, variable: str, value: Any, tag: str
-) -> None:
-    extra = tmp_path / "bad.yml"
-    extra.write_text(yaml.safe_dump({variable: value}))
-    result = ansible_playbook("--tags", tag, playbook=PLAYBOOK, extra_vars_file=extra)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
-    assert variable in failure_messages(output), output[-3000:]
-    changed = {h: c["changed"] for h, c in parse_recap(result.stdout).items() if c["changed"]}
-    assert not changed, output[-3000:]
-
-
 # --- before a schema migration
 
 
@@ -435,14 +396,3 @@ def test_pre_migration_takes_a_labelled_dump_and_an_archived_restore_point(
     # pre_migration ran pgbackrest check after the restore point: its segment is archived.
     wal = psql_db1("SELECT last_archived_wal FROM pg_stat_archiver")
     assert segment_in_repository(wal)
-
-
-@pytest.mark.parametrize("label", ["", "Bad Label", "x" * 60])
-def test_pre_migration_refuses_a_bad_label_before_any_change(
-    ansible_playbook: Playbook, label: str
-) -> None:
-    before = final_dumps()
-    result = ansible_playbook("-e", f"label='{label}'", playbook="playbooks/pre_migration.yml")
-    assert result.returncode != 0
-    assert "label must be given" in failure_messages(result.stdout + result.stderr)
-    assert final_dumps() == before

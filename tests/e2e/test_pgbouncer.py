@@ -16,21 +16,15 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from helpers import (
     PGBOUNCER_PORT,
     ROLE_SECRETS,
     SSL_QUERY,
     DbHost,
-    assert_nothing_changed,
     conninfo,
-    failure_messages,
-    installed_certificate_serial,
     lab_ssh,
     make_foreign_ca,
-    parse_recap,
     run_psql,
-    served_certificate_serial,
 )
 
 pytestmark = pytest.mark.e2e
@@ -132,17 +126,6 @@ def test_client_trusting_another_ca_is_refused(
     result = run_psql(dsn, secret("postgresql_app"), "SELECT 1")
     assert result.returncode != 0
     assert "certificate verify failed" in result.stderr
-
-
-def test_pgbouncer_serves_the_certificate_on_disk(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]], db_host: DbHost
-) -> None:
-    """A certificate renewed by another tier's play (earlier tests renew it through
-    playbooks/postgresql.yml) is picked up, with a reload, by the next PgBouncer converge."""
-    converge = ansible_playbook(playbook=PLAYBOOK)
-    assert converge.returncode == 0, converge.stdout[-3000:]
-    served = served_certificate_serial(db_host.address, PGBOUNCER_PORT, starttls="postgres")
-    assert served == installed_certificate_serial(db_host.name)
 
 
 def test_wrong_password_is_refused_through_pgbouncer(db_host: DbHost, ca_file: Path) -> None:
@@ -332,7 +315,7 @@ def test_role_created_and_password_changed_in_postgresql_work_at_once(
             psycopg.connect(dsn, password=first).close()
     finally:
         superuser_sql(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';\n"  # noqa: S608
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';\n"
             f"REVOKE CONNECT ON DATABASE app FROM {role};\nDROP ROLE {role};\n"
         )
 
@@ -383,105 +366,3 @@ def test_monitoring_cannot_run_admin_commands(console: Conn, command: str) -> No
     finally:
         if command == "PAUSE":  # should the refusal ever fail, do not leave PgBouncer paused
             admin_console("RESUME")
-
-
-# 6. Guards and idempotence
-
-
-def run_with(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]],
-    tmp_path: Path,
-    extra: dict[str, Any],
-) -> subprocess.CompletedProcess[str]:
-    extra_vars_file = tmp_path / "extra.yml"
-    extra_vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
-    return ansible_playbook(playbook=PLAYBOOK, extra_vars_file=extra_vars_file)
-
-
-def assert_failed_before_any_change(
-    result: subprocess.CompletedProcess[str], *needles: str
-) -> None:
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-5000:]
-    messages = failure_messages(output)
-    for needle in needles:
-        assert needle in messages, f"{needle} not in the failure:\n{messages}\n{output[-3000:]}"
-    recap = parse_recap(result.stdout)
-    changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
-    assert not changed, f"changed hosts {changed}:\n{output[-5000:]}"
-
-
-def test_pool_guard_stops_a_play_whose_pools_exceed_max_connections(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
-) -> None:
-    # app: 80 + 5, app_pool5: 5 + 0, auth: 2 x 3 -> 96 > 100 - 3 - 15
-    result = run_with(ansible_playbook, tmp_path, {"pgbouncer_default_pool_size": 80})
-    assert_failed_before_any_change(
-        result, "Pool guard", "pgbouncer_postgresql_max_connections", "pgbouncer_default_pool_size"
-    )
-
-
-POOL5_ENTRY = {"name": POOL5, "dbname": "app"}
-MALFORMED: list[tuple[str, dict[str, Any], str]] = [
-    (
-        "default-pool-size-text",
-        {"pgbouncer_default_pool_size": "many"},
-        "pgbouncer_default_pool_size",
-    ),
-    ("default-pool-size-zero", {"pgbouncer_default_pool_size": 0}, "pgbouncer_default_pool_size"),
-    ("reserve-negative", {"pgbouncer_reserve_pool_size": -1}, "pgbouncer_reserve_pool_size"),
-    ("max-client-conn-zero", {"pgbouncer_max_client_conn": 0}, "pgbouncer_max_client_conn"),
-    (
-        "query-wait-timeout-negative",
-        {"pgbouncer_query_wait_timeout": -5},
-        "pgbouncer_query_wait_timeout",
-    ),
-    ("pool-mode-unknown", {"pgbouncer_pool_mode": "sometimes"}, "pgbouncer_pool_mode"),
-    ("listen-port-out-of-range", {"pgbouncer_listen_port": 70000}, "pgbouncer_listen_port"),
-    (
-        "database-pool-size-text",
-        {"pgbouncer_databases": [{**POOL5_ENTRY, "pool_size": "five"}]},
-        "pgbouncer_databases",
-    ),
-    (
-        "database-pool-size-negative",
-        {"pgbouncer_databases": [{**POOL5_ENTRY, "pool_size": -5}]},
-        "pgbouncer_databases",
-    ),
-    (
-        "database-name-not-an-identifier",
-        {"pgbouncer_databases": [{"name": "App-DB"}]},
-        "pgbouncer_databases",
-    ),
-    (
-        "settings-override-managed",
-        {"pgbouncer_settings": {"auth_type": "trust"}},
-        "pgbouncer_settings",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("extra", "variable"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
-)
-def test_malformed_pool_settings_fail_before_any_change(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]],
-    tmp_path: Path,
-    extra: dict[str, Any],
-    variable: str,
-) -> None:
-    assert_failed_before_any_change(run_with(ansible_playbook, tmp_path, extra), variable)
-
-
-def test_second_converge_changes_nothing(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]],
-) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK))
-
-
-def test_check_diff_on_converged_host_changes_nothing(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]], secret: Secret
-) -> None:
-    result = ansible_playbook(playbook=PLAYBOOK, check=True)
-    assert_nothing_changed(result)
-    assert secret("pgbouncer_auth") not in result.stdout + result.stderr

@@ -5,7 +5,6 @@ Real clients only: psycopg 3 and the psql binary, with sslmode=verify-full again
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,6 @@ from helpers import (
     ROLE_SECRETS,
     SSL_QUERY,
     DbHost,
-    assert_nothing_changed,
     conninfo,
     make_foreign_ca,
     run_psql,
@@ -200,18 +198,3 @@ def test_monitoring_sees_sessions_but_not_application_data(
 
     with pytest.raises(errors.InsufficientPrivilege):
         monitoring.execute(sql.SQL("SELECT * FROM public.{}").format(sql.Identifier(app_table)))
-
-
-# 5. Idempotence and check mode
-
-
-def test_second_converge_changes_nothing(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]],
-) -> None:
-    assert_nothing_changed(ansible_playbook())
-
-
-def test_check_diff_on_converged_host_changes_nothing(
-    ansible_playbook: Callable[..., subprocess.CompletedProcess[str]],
-) -> None:
-    assert_nothing_changed(ansible_playbook("--diff", check=True))

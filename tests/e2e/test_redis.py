@@ -6,6 +6,7 @@ binary, over TLS against the lab CA. Every refusal is attempted and must be refu
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import socket
 import ssl
@@ -18,23 +19,14 @@ from typing import Any
 
 import pytest
 import redis
-import yaml
-from helpers import (
-    DbHost,
-    assert_nothing_changed,
-    failure_messages,
-    installed_certificate_serial,
-    lab_ssh,
-    make_foreign_ca,
-    parse_recap,
-    served_certificate_serial,
-)
+from helpers import DbHost, lab_ssh, make_foreign_ca
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 pytestmark = pytest.mark.e2e
 
 PLAYBOOK = "playbooks/redis.yml"
+APP_PLAYBOOK = "playbooks/app_env.yml"
 PORT = 6379
 # ACL users of inventory/lab/group_vars/redis/main.yml -> the lab secret with their password.
 USER_SECRETS = {"admin": "redis_admin", "app": "redis_app", "monitoring": "redis_monitoring"}
@@ -311,10 +303,15 @@ def openssl(*args: str) -> None:
 
 @pytest.fixture(scope="class")
 def mutual_tls(ansible_playbook: Playbook) -> Iterator[None]:
-    on = ansible_playbook("--tags", "redis", "-e", "redis_tls_auth_clients=yes", playbook=PLAYBOOK)
+    """Redis with tls-auth-clients yes, and app1's env files naming the client certificates that
+    app_env then issues (one ansible-playbook run of both tiers); back to the inventory after."""
+    tiers = ("--tags", "redis,app_env")
+    on = ansible_playbook(
+        APP_PLAYBOOK, *tiers, "-e", "redis_tls_auth_clients=yes", playbook=PLAYBOOK
+    )
     assert on.returncode == 0, on.stdout[-3000:]
     yield
-    off = ansible_playbook("--tags", "redis", playbook=PLAYBOOK)
+    off = ansible_playbook(APP_PLAYBOOK, *tiers, playbook=PLAYBOOK)
     assert off.returncode == 0, off.stdout[-3000:]
 
 
@@ -373,6 +370,24 @@ class TestMutualTLS:
                            cert=issued_client_cert)  # fmt: skip
         assert result.stdout.strip() == "PONG", result.stderr
 
+    @pytest.mark.usefixtures("clients_on_app_host")
+    @pytest.mark.parametrize("app", ["app", "billing"])
+    def test_env_file_client_certificate_works_on_the_app_host(self, app: str) -> None:
+        """REDIS_URL with the client certificate and key the env file names, as app1's user."""
+        program = (
+            "import os, redis\n"
+            "r = redis.Redis.from_url(os.environ['REDIS_URL'], ssl_cert_reqs='required',\n"
+            "    ssl_ca_certs=os.environ['REDIS_CA_FILE'], ssl_check_hostname=True,\n"
+            "    ssl_certfile=os.environ['REDIS_CLIENT_CERT_FILE'],\n"
+            "    ssl_keyfile=os.environ['REDIS_CLIENT_KEY_FILE'])\n"
+            "print(r.ping())\n"
+        )
+        script = f"set -a; . /etc/pgstack/{app}.env; set +a; python3 -c {shlex.quote(program)}"
+        result = lab_ssh("app1", f"sudo -u {app} sh -c {shlex.quote(script)}")
+        assert result.stdout.strip() == "True", result.stderr
+        key = lab_ssh("app1", f"stat -c '%a %U' /etc/pgstack/tls/clients/redis-{app}.key")
+        assert key.stdout.split() == ["600", app]
+
     def test_no_client_certificate_is_refused(
         self, client: Client, db_host: DbHost, ca_file: Path, secret: Callable[[str], str]
     ) -> None:
@@ -394,104 +409,3 @@ class TestMutualTLS:
         result = redis_cli(db_host, "PING", user="app", password=secret("redis_app"), ca=ca_file,
                            cert=foreign_client_cert)  # fmt: skip
         assert "PONG" not in result.stdout
-
-
-# 6. A certificate renewed by another tier's play is served after the next Redis converge
-
-
-def test_certificate_renewed_by_another_play_is_served_without_a_restart(
-    ansible_playbook: Playbook, client: Client, db_host: DbHost
-) -> None:
-    def served_serial() -> str:
-        return served_certificate_serial(db_host.address, PORT)
-
-    def installed_serial() -> str:
-        return installed_certificate_serial(db_host.name)
-
-    def run(*args: str, playbook: str = "playbooks/postgresql.yml") -> None:
-        result = ansible_playbook(*args, playbook=playbook)
-        assert result.returncode == 0, result.stdout[-3000:]
-
-    run_id = client("admin").info("server")["run_id"]
-    # Re-issued (new name) through the PostgreSQL tier's play: its pki handlers do not reach Redis.
-    extra_name = ["-e", '{"pki_server_extra_sans": ["DNS:redis-e2e.pgstack.example"]}']
-    run("--tags", "pki", "--limit", db_host.name, *extra_name)
-    try:
-        assert served_serial() != installed_serial()
-        run(*extra_name, playbook=PLAYBOOK)
-        assert served_serial() == installed_serial()
-        assert client("admin").info("server")["run_id"] == run_id  # re-read, not restarted
-    finally:
-        # Back to the inventory's names, for PostgreSQL and for Redis.
-        run("--tags", "pki", "--limit", db_host.name)
-        run(playbook=PLAYBOOK)
-    assert served_serial() == installed_serial()
-
-
-# 7. Idempotence and check mode
-
-
-def test_second_converge_changes_nothing(ansible_playbook: Playbook) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK))
-
-
-def test_check_diff_on_converged_host_changes_nothing(ansible_playbook: Playbook) -> None:
-    assert_nothing_changed(ansible_playbook(playbook=PLAYBOOK, check=True))
-
-
-# 8. Malformed settings stop the play before any change, naming the variable
-
-GOOD_PASSWORD = "e2e-valid-password-0123456789"
-ADMIN = {"name": "admin", "kind": "admin", "password": GOOD_PASSWORD}
-APP = {"name": "app", "kind": "app", "password": GOOD_PASSWORD}
-MONITORING = {"name": "monitoring", "kind": "monitoring", "password": GOOD_PASSWORD}
-
-BAD_CASES: list[tuple[str, dict[str, Any], str]] = [
-    ("tls-mode-unknown", {"redis_tls_auth_clients": "sometimes"}, "redis_tls_auth_clients"),
-    ("tls-mode-unquoted-yes", {"redis_tls_auth_clients": True}, "redis_tls_auth_clients"),
-    ("maxmemory-negative", {"redis_maxmemory_mb": -1}, "redis_maxmemory_mb"),
-    ("maxmemory-percent-zero", {"redis_maxmemory_percent": 0}, "redis_maxmemory_percent"),
-    (
-        "key-pattern-with-space",
-        {"redis_users": [ADMIN, {**APP, "key_patterns": ["session:* ~*"]}, MONITORING]},
-        "redis_users",
-    ),
-    (
-        "key-pattern-acl-syntax",
-        {"redis_users": [ADMIN, {**APP, "key_patterns": ["~*"]}, MONITORING]},
-        "redis_users",
-    ),
-    (
-        "command-rule-malformed",
-        {"redis_users": [ADMIN, {**APP, "commands": ["+@all", "allkeys"]}, MONITORING]},
-        "redis_users",
-    ),
-    ("no-admin", {"redis_users": [APP, MONITORING]}, "redis_users"),
-    ("unknown-kind", {"redis_users": [ADMIN, {**APP, "kind": "root"}]}, "redis_users"),
-    ("short-password", {"redis_users": [ADMIN, {**APP, "password": "short"}]}, "redis_users"),
-    ("port-out-of-range", {"redis_port": 70000}, "redis_port"),
-    ("tls-version-unknown", {"redis_tls_protocols": ["TLSv1.1"]}, "redis_tls_protocols"),
-    ("rdb-save-malformed", {"redis_rdb_save": ["every hour"]}, "redis_rdb_save"),
-    ("settings-override-port", {"redis_settings": {"port": 6380}}, "redis_settings"),
-]
-
-
-@pytest.mark.parametrize(
-    ("extra_vars", "variable"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
-)
-def test_malformed_settings_fail_before_any_change(
-    ansible_playbook: Playbook, tmp_path: Path, extra_vars: dict[str, Any], variable: str
-) -> None:
-    extra_vars_file = tmp_path / "bad.yml"
-    extra_vars_file.write_text(yaml.safe_dump(extra_vars), encoding="utf-8")
-
-    result = ansible_playbook(playbook=PLAYBOOK, extra_vars_file=extra_vars_file)
-
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-5000:]
-    messages = failure_messages(output)
-    assert variable in messages, f"{variable} not in the failure:\n{messages}\n{output[-3000:]}"
-    recap = parse_recap(result.stdout)
-    changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
-    assert not changed, f"changed hosts {changed}:\n{output[-5000:]}"
-    assert GOOD_PASSWORD not in output

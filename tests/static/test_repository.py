@@ -10,7 +10,12 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ROLES = sorted(p for p in (REPO_ROOT / "roles").iterdir() if p.is_dir())
+# preflight is internal: the input rules the service roles share, used by their tasks/assert.yml.
+INTERNAL_ROLES = {"preflight"}
+PREFLIGHT = REPO_ROOT / "roles/preflight"
+ROLES = sorted(
+    p for p in (REPO_ROOT / "roles").iterdir() if p.is_dir() and p.name not in INTERNAL_ROLES
+)
 ROLE_IDS = [p.name for p in ROLES]
 SKELETON = (
     "README.md",
@@ -133,3 +138,118 @@ def test_example_inventory_has_every_group_the_playbooks_target() -> None:
             if "hosts" in play:
                 targeted |= {g.strip() for g in str(play["hosts"]).split(":") if g.strip()}
     assert targeted - {"all", "localhost"} <= set(hosts)
+
+
+# Validation: each role's argument spec and tasks/assert.yml run before anything changes a host.
+
+
+def test_the_internal_role_has_its_skeleton() -> None:
+    skeleton = (
+        "README.md",
+        "meta/main.yml",
+        "meta/argument_specs.yml",
+        "test_plugins/preflight.py",
+    )
+    for name in skeleton:
+        assert (PREFLIGHT / name).is_file(), name
+    entry_points = load(PREFLIGHT / "meta/argument_specs.yml")["argument_specs"]
+    assert set(entry_points) == {p.stem for p in (PREFLIGHT / "tasks").glob("*.yml")}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_validation_comes_first_in_tasks_main(role: Path) -> None:
+    first = load(role / "tasks/main.yml")[0]
+    assert first["ansible.builtin.import_tasks"] == "assert.yml", first
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_the_assert_entry_point_checks_the_same_spec_as_main(role: Path) -> None:
+    """import_role with tasks_from assert (the playbooks' validation step) validates main's spec."""
+    entry_points = load(role / "meta/argument_specs.yml")["argument_specs"]
+    assert entry_points["assert"]["options"] == entry_points["main"]["options"]
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+def test_per_release_variables_exist_for_every_supported_release(role: Path) -> None:
+    """The preflight role loads vars/Debian-<major>.yml whenever a role has any of them."""
+    releases = {p.name for p in (role / "vars").glob("Debian-*.yml")}
+    assert releases in (set(), {"Debian-12.yml", "Debian-13.yml"})
+
+
+# (what a shared rule looks like, its name, where it lives): outside the preflight role, no role
+# task, role variable or playbook spells these out again.
+SHARED_RULES = [
+    (r"change\.\?me", "placeholder secret", "test_plugins/preflight.py"),
+    (r"\[a-z_\]\[a-z0-9_\]\{0,62\}", "SQL identifier", "test_plugins/preflight.py"),
+    (r"\[a-z0-9\]\[a-z0-9_\.-\]\{0,(40|62)\}", "restore point label", "test_plugins/preflight.py"),
+    (r"distribution_major_version", "platform check and release variables", "tasks/platform.yml"),
+    (r"\[systemd-analyze", "OnCalendar parsing", "tasks/calendar.yml"),
+    (r"\| int (>|<)=? ?\d", "number ranges as written (is between, is port)", None),
+]
+ANSIBLE_FILES = sorted(
+    p
+    for p in [*(REPO_ROOT / "roles").glob("*/*/*.yml"), *(REPO_ROOT / "playbooks").glob("*.yml")]
+    if not p.is_relative_to(PREFLIGHT) and "molecule" not in p.parts
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "rule", "home"), SHARED_RULES, ids=[rule for _, rule, _ in SHARED_RULES]
+)
+def test_a_shared_rule_is_defined_once(pattern: str, rule: str, home: str | None) -> None:
+    if home is not None:
+        assert re.search(pattern, (PREFLIGHT / home).read_text()), f"{rule}: not in {home}"
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for path in ANSIBLE_FILES
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(pattern, line) and not line.lstrip().startswith("#")
+    ]
+    assert offenders == [], f"the {rule} rule belongs to roles/preflight"
+
+
+def play_roles(play: dict[str, Any]) -> list[str]:
+    return [entry["role"] if isinstance(entry, dict) else entry for entry in play.get("roles", [])]
+
+
+def validated_in_pre_tasks(play: dict[str, Any]) -> set[str]:
+    return {
+        task["ansible.builtin.import_role"]["name"]
+        for task in play.get("pre_tasks", [])
+        if task.get("ansible.builtin.import_role", {}).get("tasks_from") == "assert"
+    }
+
+
+PLAYBOOKS = sorted((REPO_ROOT / "playbooks").glob("*.yml"))
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=[p.name for p in PLAYBOOKS])
+def test_every_role_is_validated_before_an_earlier_role_changes_a_host(playbook: Path) -> None:
+    """A role's own assert.yml runs only when the role starts: every role a playbook applies after
+    another one is validated in the pre_tasks of its first play, before any role runs."""
+    plays = [play for play in load(playbook) if "hosts" in play]
+    roles = [role for play in plays for role in play_roles(play)]
+    if len(roles) < 2:
+        return
+    assert set(roles[1:]) <= validated_in_pre_tasks(plays[0])
+
+
+def test_site_validates_every_role_first() -> None:
+    site = load(REPO_ROOT / "playbooks/site.yml")
+    imported = [play["ansible.builtin.import_playbook"] for play in site]
+    assert imported[0] == "validate.yml"
+    applied = {
+        role
+        for name in imported[1:]
+        for play in load(REPO_ROOT / "playbooks" / name)
+        for role in play_roles(play)
+    }
+    (validate,) = load(REPO_ROOT / "playbooks/validate.yml")
+    checked = {
+        task["ansible.builtin.import_role"]["name"]
+        for task in validate["tasks"]
+        if task.get("ansible.builtin.import_role", {}).get("tasks_from") == "assert"
+    }
+    assert checked == applied
+    assert all("ansible.builtin.import_role" in task for task in validate["tasks"]), "only checks"
+    assert validate["any_errors_fatal"] is True, "a failure on one host must stop all of them"

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from pgstack_backup.retention import Dump, parse_name, select_expired, stamp
+from pgstack_backup.retention import (
+    MANIFEST_FILE,
+    PARTIAL_PREFIX,
+    Dump,
+    parse_name,
+    prune,
+    select_expired,
+    stamp,
+)
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
@@ -90,3 +99,27 @@ def test_nonsense_parameters_are_refused(max_age: timedelta, min_count: int) -> 
 def test_only_scheduled_dump_names_take_part(name: str, parsed: datetime | None) -> None:
     dump = parse_name(name)
     assert (dump.taken_at if dump else None) == parsed
+
+
+def test_prune_deletes_expired_dumps_and_partials_and_keeps_the_rest(tmp_path: Path) -> None:
+    def make(name: str, *, manifest: bool = True) -> None:
+        (tmp_path / name).mkdir()
+        if manifest:
+            (tmp_path / name / MANIFEST_FILE).write_text("{}")
+
+    old, older, newest = (stamp(NOW - timedelta(days=d)) for d in (20, 30, 10))
+    for name in (old, older, newest, f"{stamp(NOW - timedelta(days=40))}-before-0042"):
+        make(name)
+    make(f"{PARTIAL_PREFIX}{stamp(NOW)}", manifest=False)
+    make(stamp(NOW - timedelta(days=50)), manifest=False)  # no manifest: not a finished dump
+
+    deleted = prune(tmp_path, now=NOW, max_age=timedelta(days=7), min_count=1)
+
+    assert sorted(deleted) == sorted([old, older, f"{PARTIAL_PREFIX}{stamp(NOW)}"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [newest, f"{stamp(NOW - timedelta(days=40))}-before-0042", stamp(NOW - timedelta(days=50))]
+    )
+
+
+def test_prune_of_a_missing_directory_deletes_nothing(tmp_path: Path) -> None:
+    assert prune(tmp_path / "none", now=NOW, max_age=timedelta(days=7), min_count=1) == []

@@ -1,0 +1,355 @@
+"""What every drill shares: options, timing, progress, signals, verdict, reports, status, cleanup.
+
+A drill body (``logical.run_body``, ``pitr.run_body``) does its phases in a :class:`Drill` and
+returns an :class:`Outcome`; :func:`execute` turns that (or the exception that ended the body) into
+the verdict against the objectives, the reports, the status file and the exit code, and removes
+the scratch state whatever happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pgstack_drill import report, scratch, status
+from pgstack_drill.errors import DrillError, ExitCode, PreconditionError, Terminated, UsageError
+from pgstack_drill.proc import Runner
+from pgstack_drill.progress import Progress, directory_bytes, human_bytes
+from pgstack_drill.scratch import Scratch
+from pgstack_drill.timing import Clock, PhaseTimer, SystemClock
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCRATCH = Path("/var/lib/pgstack/drills/scratch")
+DEFAULT_REPORTS = Path("/var/lib/pgstack/drills/reports")
+DEFAULT_STATUS = Path("/var/lib/pgstack/status")
+DEFAULT_BIN = Path("/usr/lib/postgresql/15/bin")
+DEFAULT_PORT = 55432
+RTO_OBJECTIVE = 3600.0
+RPO_OBJECTIVE = 300.0
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster",
+        required=True,
+        help="inventory name of the database host whose backup is drilled",
+    )
+    parser.add_argument(
+        "--scratch-dir",
+        type=Path,
+        default=DEFAULT_SCRATCH,
+        help=f"where scratch clusters are made (default {DEFAULT_SCRATCH})",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port of the scratch postmaster, must be free (default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=DEFAULT_BIN,
+        help=f"PostgreSQL server binaries (default {DEFAULT_BIN})",
+    )
+    parser.add_argument(
+        "--os-user",
+        default="postgres",
+        help="owner of the scratch cluster when run as root (default postgres)",
+    )
+    parser.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=DEFAULT_REPORTS,
+        help=f"JSON, Markdown and HTML reports, and their history (default {DEFAULT_REPORTS})",
+    )
+    parser.add_argument(
+        "--status-dir",
+        type=Path,
+        default=DEFAULT_STATUS,
+        help=f"where drill-<cluster>-<kind>.json is written (default {DEFAULT_STATUS})",
+    )
+    parser.add_argument(
+        "--rto-objective",
+        type=float,
+        default=RTO_OBJECTIVE,
+        metavar="SECONDS",
+        help=f"recovery time objective (default {RTO_OBJECTIVE:.0f})",
+    )
+    parser.add_argument(
+        "--rpo-objective",
+        type=float,
+        default=RPO_OBJECTIVE,
+        metavar="SECONDS",
+        help=f"recovery point objective (default {RPO_OBJECTIVE:.0f})",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: only when stderr is a terminal)",
+    )
+
+
+@dataclass(frozen=True)
+class Options:
+    kind: str
+    cluster: str
+    database: str | None
+    scratch_root: Path
+    port: int
+    bin_dir: Path
+    os_user: str
+    reports_dir: Path
+    status_dir: Path
+    rto_objective: float
+    rpo_objective: float
+    progress: bool | None
+
+    @classmethod
+    def from_args(cls, kind: str, args: argparse.Namespace, database: str | None) -> Options:
+        if not 1024 <= args.port <= 65535:
+            raise UsageError("--port: expected 1024..65535")
+        if args.rto_objective <= 0 or args.rpo_objective <= 0:
+            raise UsageError("objectives must be positive numbers of seconds")
+        return cls(
+            kind=kind,
+            cluster=args.cluster,
+            database=database,
+            scratch_root=args.scratch_dir,
+            port=args.port,
+            bin_dir=args.bin_dir,
+            os_user=args.os_user,
+            reports_dir=args.reports_dir,
+            status_dir=args.status_dir,
+            rto_objective=args.rto_objective,
+            rpo_objective=args.rpo_objective,
+            progress=args.progress,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a drill body found: what it restored, what it checked, what it measured."""
+
+    source: dict[str, Any]
+    verification: dict[str, Any]
+    rto_seconds: float
+    rpo_seconds: float | None = None
+    rpo_required: bool = False
+    rpo_note: str = ""
+
+
+@dataclass
+class Drill:
+    options: Options
+    clock: Clock
+    timer: PhaseTimer
+    progress: Progress
+    runner: Runner
+    scratch: Scratch | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str, probe: Callable[[], str] | None = None) -> Iterator[None]:
+        self.progress.phase(name, probe)
+        with self.timer.phase(name):
+            yield
+        self.progress.probe(None)
+
+    def scratch_probe(self) -> Callable[[], str]:
+        def probe() -> str:
+            if self.scratch is None:
+                return ""
+            return f"{human_bytes(directory_bytes(self.scratch.data_dir))} in the scratch cluster"
+
+        return probe
+
+    def new_scratch(self, timezone: str = "UTC") -> Scratch:
+        self.scratch = Scratch.create(
+            self.options.scratch_root,
+            self.options.kind,
+            self.timer.started_at,
+            runner=self.runner,
+            bin_dir=self.options.bin_dir,
+            port=self.options.port,
+            timezone=timezone,
+        )
+        return self.scratch
+
+
+def preflight(options: Options) -> None:
+    """The checks every drill makes before it creates anything."""
+    root = options.scratch_root
+    if not root.is_dir():
+        raise PreconditionError(f"--scratch-dir {root}: not a directory")
+    scratch.check_target(root, options.port)
+    if not (options.bin_dir / "pg_ctl").is_file():
+        raise PreconditionError(
+            f"--bin-dir {options.bin_dir}: no pg_ctl (PostgreSQL server package)"
+        )
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    previous = {
+        sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    """While the scratch state is removed: a second SIGTERM must not interrupt the cleanup."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def verdict(options: Options, outcome: Outcome) -> list[str]:
+    """Why the drill missed an objective; empty when it met both (or the RPO is not asked for)."""
+    missed = []
+    if outcome.rto_seconds > options.rto_objective:
+        missed.append(
+            f"RTO {outcome.rto_seconds:.1f} s exceeds the objective {options.rto_objective:.0f} s"
+        )
+    if outcome.rpo_seconds is not None and outcome.rpo_seconds > options.rpo_objective:
+        missed.append(
+            f"RPO {outcome.rpo_seconds:.1f} s exceeds the objective {options.rpo_objective:.0f} s"
+        )
+    elif outcome.rpo_seconds is None and outcome.rpo_required:
+        missed.append(f"RPO not measured: {outcome.rpo_note or 'no heartbeat found'}")
+    return missed
+
+
+def _guarded(
+    drill: Drill, body: Callable[[Drill], Outcome]
+) -> tuple[Outcome | None, str | None, ExitCode]:
+    """Run the body with the checks before and the cleanup after; map what ended it to a code."""
+    options = drill.options
+    try:
+        preflight(options)
+        with scratch.locked(options.scratch_root):
+            stale = scratch.remove_stale(options.scratch_root)
+            if stale:
+                log.warning("removed scratch left by an earlier drill: %s", ", ".join(stale))
+            try:
+                return body(drill), None, ExitCode.OK
+            finally:
+                with signals_ignored(), drill.phase("cleanup"):
+                    if drill.scratch is not None:
+                        drill.scratch.remove()
+    except DrillError as exc:
+        return None, str(exc), exc.exit_code
+    except Terminated as exc:
+        return None, str(exc), ExitCode.UNEXPECTED
+    except Exception as exc:
+        log.exception("the drill failed unexpectedly")
+        return None, f"unexpected: {type(exc).__name__}: {exc}"[:500], ExitCode.UNEXPECTED
+
+
+def execute(
+    options: Options,
+    body: Callable[[Drill], Outcome],
+    clock: Clock | None = None,
+    stream: Any = None,
+) -> ExitCode:
+    clock = clock or SystemClock()
+    runner = Runner(options.os_user)
+    timer = PhaseTimer(clock)
+    progress = Progress(timer.elapsed, stream=stream, enabled=options.progress)
+    drill = Drill(options=options, clock=clock, timer=timer, progress=progress, runner=runner)
+    status_file = status.status_path(options.status_dir, options.cluster, options.kind)
+    current = status.read_status(status_file) or status.Status(
+        drill=options.kind,
+        cluster=options.cluster,
+        database=options.database,
+        rto_objective=options.rto_objective,
+        rpo_objective=options.rpo_objective,
+    )
+    current = dataclasses.replace(
+        current,
+        database=options.database,
+        rto_objective=options.rto_objective,
+        rpo_objective=options.rpo_objective,
+    )
+    started_at = timer.started_at.replace(microsecond=0)
+    current = _record(status_file, current, status.Attempt(started_at=started_at, result="running"))
+
+    with progress, signals_raise():
+        outcome, error, code = _guarded(drill, body)
+    if outcome is not None and code == ExitCode.OK:
+        missed = verdict(options, outcome)
+        if missed:
+            error, code = "; ".join(missed), ExitCode.VERIFICATION_FAILED
+    finished_at = clock.now().replace(microsecond=0)
+    result: status.Result = {ExitCode.OK: "passed", ExitCode.VERIFICATION_FAILED: "failed"}.get(
+        code, "error"
+    )  # type: ignore[assignment]
+    doc = report.build(
+        drill=options.kind,
+        cluster=options.cluster,
+        database=options.database,
+        host=socket.gethostname(),
+        started_at=started_at,
+        finished_at=finished_at,
+        result=result,
+        exit_code=int(code),
+        error=error,
+        objectives={"rto_seconds": options.rto_objective, "rpo_seconds": options.rpo_objective},
+        phases=timer.phases,
+        facts=drill.facts,
+        outcome=dataclasses.asdict(outcome) if outcome is not None else None,
+    )
+    report_path = None
+    try:
+        report_path = report.write_all(options.reports_dir, doc)
+    except OSError as exc:
+        log.error("cannot write the report in %s: %s", options.reports_dir, exc.strerror)
+    _record(
+        status_file,
+        current,
+        status.Attempt(
+            started_at=started_at,
+            result=result,
+            finished_at=finished_at,
+            exit_code=int(code),
+            rto_seconds=outcome.rto_seconds if outcome else None,
+            rpo_seconds=outcome.rpo_seconds if outcome else None,
+            error=error,
+            report=str(report_path) if report_path else None,
+        ),
+    )
+    print(report.summary_line(doc))
+    if report_path is not None:
+        print(f"report: {report_path} (.md, .html beside it)")
+    return code
+
+
+def _record(path: Path, current: status.Status, attempt: status.Attempt) -> status.Status:
+    try:
+        return status.record(path, current, attempt)
+    except OSError as exc:
+        log.error("cannot write the status file %s: %s", path, exc.strerror)
+        return current

@@ -1,0 +1,162 @@
+"""The drill status file: one JSON document per (cluster, drill kind), read by the exporter.
+
+Format version 1, ``<status_dir>/drill-<cluster>-<kind>.json`` (docs/drills.md)::
+
+    {
+      "version": 1, "kind": "drill", "drill": "logical", "cluster": "db1", "database": "app",
+      "objectives": {"rto_seconds": 3600, "rpo_seconds": 300},
+      "last_attempt": {
+        "started_at": "...Z", "finished_at": "...Z" | null, "result": "running|passed|failed|error",
+        "exit_code": 0 | null, "rto_seconds": 252.4 | null, "rpo_seconds": 6.0 | null,
+        "error": null | "one line", "report": "/path/to/report.json" | null
+      },
+      "last_success": { same fields, result "passed" } | null
+    }
+
+Written atomically at the start of a drill (``running``) and at its end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pgstack_drill.files import write_atomic
+
+FORMAT_VERSION = 1
+KINDS = ("logical", "pitr", "rebuild")
+RESULTS = ("running", "passed", "failed", "error")
+Result = Literal["running", "passed", "failed", "error"]
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def _number(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: expected a number or null, got {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    started_at: datetime
+    result: Result
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    rto_seconds: float | None = None
+    rpo_seconds: float | None = None
+    error: str | None = None
+    report: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "started_at": format_time(self.started_at),
+            "finished_at": format_time(self.finished_at) if self.finished_at else None,
+            "result": self.result,
+            "exit_code": self.exit_code,
+            "rto_seconds": round(self.rto_seconds, 1) if self.rto_seconds is not None else None,
+            "rpo_seconds": round(self.rpo_seconds, 1) if self.rpo_seconds is not None else None,
+            "error": self.error,
+            "report": self.report,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Attempt:
+        if not isinstance(data, dict):
+            raise ValueError("attempt: expected an object")
+        result = data["result"]
+        if result not in RESULTS:
+            raise ValueError(f"result: unknown value {result!r}")
+        finished = data.get("finished_at")
+        exit_code = data.get("exit_code")
+        if exit_code is not None and (
+            isinstance(exit_code, bool) or not isinstance(exit_code, int)
+        ):
+            raise ValueError(f"exit_code: expected an integer or null, got {exit_code!r}")
+        return cls(
+            started_at=parse_time(data["started_at"]),
+            result=result,
+            finished_at=parse_time(finished) if finished else None,
+            exit_code=exit_code,
+            rto_seconds=_number(data.get("rto_seconds"), "rto_seconds"),
+            rpo_seconds=_number(data.get("rpo_seconds"), "rpo_seconds"),
+            error=data.get("error"),
+            report=data.get("report"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    drill: str
+    cluster: str
+    database: str | None
+    rto_objective: float
+    rpo_objective: float
+    last_attempt: Attempt | None = None
+    last_success: Attempt | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "kind": "drill",
+            "drill": self.drill,
+            "cluster": self.cluster,
+            "database": self.database,
+            "objectives": {"rto_seconds": self.rto_objective, "rpo_seconds": self.rpo_objective},
+            "last_attempt": self.last_attempt.to_json() if self.last_attempt else None,
+            "last_success": self.last_success.to_json() if self.last_success else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Status:
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            raise ValueError("not a drill status document of format version 1")
+        if data.get("kind") != "drill" or data.get("drill") not in KINDS:
+            raise ValueError("kind must be 'drill' and drill one of " + ", ".join(KINDS))
+        objectives = data["objectives"]
+        attempt = data.get("last_attempt")
+        success = data.get("last_success")
+        return cls(
+            drill=data["drill"],
+            cluster=str(data["cluster"]),
+            database=data.get("database"),
+            rto_objective=float(objectives["rto_seconds"]),
+            rpo_objective=float(objectives["rpo_seconds"]),
+            last_attempt=Attempt.from_json(attempt) if attempt else None,
+            last_success=Attempt.from_json(success) if success else None,
+        )
+
+
+def status_path(status_dir: Path, cluster: str, drill: str) -> Path:
+    return status_dir / f"drill-{cluster}-{drill}.json"
+
+
+def read_status(path: Path) -> Status | None:
+    """The recorded status, or None when there is none or it cannot be read (it is replaced)."""
+    try:
+        return Status.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def record(path: Path, status: Status, attempt: Attempt) -> Status:
+    """Store ``attempt`` as the last attempt (and as the last success when it passed)."""
+    success = attempt if attempt.result == "passed" else status.last_success
+    updated = dataclasses.replace(status, last_attempt=attempt, last_success=success)
+    text = json.dumps(updated.to_json(), indent=2, sort_keys=True) + "\n"
+    write_atomic(path, text.encode("utf-8"), mode=0o644)
+    return updated

@@ -1,0 +1,127 @@
+"""What the drill integration tests share: the primary, the dump, the drill's directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+OS_USER = "postgres"
+STANZA = "drill"
+CLUSTER = "itdb"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def as_postgres(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["runuser", "-u", OS_USER, "--", *argv],
+        check=True,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        **kwargs,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def owned_dir(path: Path, mode: int = 0o700) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    shutil.chown(path, user=OS_USER, group=OS_USER)
+    return path
+
+
+@dataclass(frozen=True)
+class Primary:
+    base: Path
+    data: Path
+    socket_dir: Path
+    port: int
+    cert: Path
+    pgbackrest_config: Path  # the database host's side: archive-push, backup
+    repo_config: Path  # the backup host's side, as roles/pgbackrest writes it: pg1-host set
+
+    def conninfo(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        return f"host={self.socket_dir} port={self.port} dbname={dbname} user={user}"
+
+    def execute(self, sql: str, dbname: str = "postgres") -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.conninfo(dbname), autocommit=True) as conn:
+            cursor = conn.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def pgbackrest(self, *args: str) -> str:
+        return as_postgres(
+            ["pgbackrest", f"--config={self.pgbackrest_config}", f"--stanza={STANZA}", *args]
+        ).stdout
+
+    def pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().splitlines()[0])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Dumps:
+    root: Path  # the --dumps-dir: <root>/<cluster>/<database>/<stamp>
+    path: Path  # the one dump made
+
+
+@dataclass(frozen=True)
+class DrillDirs:
+    scratch: Path
+    reports: Path
+    status: Path
+    port: int
+
+    def common(self) -> list[str]:
+        return [
+            "--cluster",
+            CLUSTER,
+            "--scratch-dir",
+            str(self.scratch),
+            "--port",
+            str(self.port),
+            "--reports-dir",
+            str(self.reports),
+            "--status-dir",
+            str(self.status),
+            "--os-user",
+            OS_USER,
+        ]
+
+    def report(self) -> dict[str, Any]:
+        (path,) = self.reports.glob("*.json")
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def status_file(self, kind: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(
+            (self.status / f"drill-{CLUSTER}-{kind}.json").read_text()
+        )
+        return data
+
+    def kind_of_last(self) -> str:
+        (path,) = self.status.glob(f"drill-{CLUSTER}-*.json")
+        return path.stem.rsplit("-", 1)[1]
+
+    def leftovers(self) -> list[str]:
+        return sorted(p.name for p in self.scratch.iterdir() if p.name.startswith("pgstack-drill-"))

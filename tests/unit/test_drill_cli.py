@@ -1,0 +1,195 @@
+"""The CLI's usage errors and exit codes, and the verdict of a drill run with fake bodies."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pgstack_drill import drill
+from pgstack_drill.cli import main
+from pgstack_drill.errors import ExitCode, PreconditionError
+from pgstack_drill.proc import Runner
+from pgstack_drill.schema import JOB_STATUSES
+from pgstack_drill.scratch import Scratch
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["logical", "--cluster", "db1"],
+        ["logical", "--cluster", "db1", "--database", "app", "--jobs", "0"],
+        ["logical", "--cluster", "db1", "--database", "app", "--port", "80"],
+        ["pitr", "--cluster", "db1", "--target-name", "x", "--target-time", "2026-11-23T10:00:00Z"],
+        ["pitr", "--cluster", "db1", "--target-time", "yesterday"],
+        ["pitr", "--cluster", "db1", "--disaster-time", "2026-11-23T10:00:00"],
+        ["pitr", "--cluster", "db1", "--expect-table", "app-jobs"],
+        ["pitr", "--cluster", "db1", "--check", "app:"],
+        ["workload", "--dbname", "host=db1 password=secret"],
+        ["workload", "--dbname", "host=db1", "--size-mb", "0"],
+        ["heartbeat"],
+        ["rebuild"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    assert main(argv) == ExitCode.USAGE
+
+
+def test_the_schema_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["workload", "--print-schema"]) == 0
+    schema = capsys.readouterr().out
+    for needle in (
+        "CREATE TABLE IF NOT EXISTS jobs",
+        "CREATE TABLE IF NOT EXISTS results",
+        "REFERENCES jobs (id) ON DELETE CASCADE",
+        "(session_id, created_at)",
+        *JOB_STATUSES,
+    ):
+        assert needle in schema
+    assert main(["heartbeat", "--print-schema"]) == 0
+    assert "pgstack_heartbeat" in capsys.readouterr().out
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> dict[str, Path]:
+    paths = {name: tmp_path / name for name in ("scratch", "reports", "status", "bin", "dumps")}
+    for path in paths.values():
+        path.mkdir()
+    (paths["bin"] / "pg_ctl").write_text("#!/bin/sh\n")
+    return paths
+
+
+def common(dirs: dict[str, Path], port: int | None = None) -> list[str]:
+    return [
+        "--cluster",
+        "db1",
+        "--scratch-dir",
+        str(dirs["scratch"]),
+        "--bin-dir",
+        str(dirs["bin"]),
+        "--reports-dir",
+        str(dirs["reports"]),
+        "--status-dir",
+        str(dirs["status"]),
+        "--port",
+        str(port or free_port()),
+        "--no-progress",
+    ]
+
+
+def test_no_dump_exits_3_and_records_an_error(dirs: dict[str, Path]) -> None:
+    argv = ["logical", *common(dirs), "--database", "app", "--dumps-dir", str(dirs["dumps"])]
+    assert main(argv) == ExitCode.PRECONDITION
+    status = json.loads((dirs["status"] / "drill-db1-logical.json").read_text())
+    assert status["last_attempt"]["result"] == "error"
+    assert status["last_attempt"]["exit_code"] == 3
+    assert "no complete dump" in status["last_attempt"]["error"]
+    assert status["last_success"] is None
+    (report,) = dirs["reports"].glob("*.json")
+    assert status["last_attempt"]["report"] == str(report)
+
+
+def test_a_missing_scratch_root_is_a_precondition(dirs: dict[str, Path]) -> None:
+    dirs["scratch"].rmdir()
+    argv = ["logical", *common(dirs), "--database", "app", "--dumps-dir", str(dirs["dumps"])]
+    assert main(argv) == ExitCode.PRECONDITION
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> datetime:
+        return datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self.t
+
+
+def options(dirs: dict[str, Path], kind: str = "pitr") -> drill.Options:
+    return drill.Options(
+        kind=kind,
+        cluster="db1",
+        database=None,
+        scratch_root=dirs["scratch"],
+        port=free_port(),
+        bin_dir=dirs["bin"],
+        os_user="postgres",
+        reports_dir=dirs["reports"],
+        status_dir=dirs["status"],
+        rto_objective=3600,
+        rpo_objective=300,
+        progress=False,
+    )
+
+
+def last_attempt(dirs: dict[str, Path]) -> dict[str, object]:
+    attempt: dict[str, object] = json.loads((dirs["status"] / "drill-db1-pitr.json").read_text())[
+        "last_attempt"
+    ]
+    return attempt
+
+
+@pytest.mark.parametrize(
+    ("outcome", "code", "message"),
+    [
+        (drill.Outcome({}, {}, rto_seconds=30, rpo_seconds=5, rpo_required=True), 0, None),
+        (drill.Outcome({}, {}, rto_seconds=4000), 1, "RTO 4000.0 s exceeds the objective 3600 s"),
+        (
+            drill.Outcome({}, {}, rto_seconds=30, rpo_seconds=301),
+            1,
+            "RPO 301.0 s exceeds the objective 300 s",
+        ),
+        (
+            drill.Outcome({}, {}, rto_seconds=30, rpo_required=True, rpo_note="no heartbeat row"),
+            1,
+            "RPO not measured: no heartbeat row",
+        ),
+    ],
+)
+def test_the_verdict_against_the_objectives(
+    dirs: dict[str, Path], outcome: drill.Outcome, code: int, message: str | None
+) -> None:
+    clock = Clock()
+
+    def body(run: drill.Drill) -> drill.Outcome:
+        with run.phase("restore"):
+            clock.t += outcome.rto_seconds
+        return outcome
+
+    assert drill.execute(options(dirs), body, clock=clock) == code
+    attempt = last_attempt(dirs)
+    assert attempt["result"] == ("passed" if code == 0 else "failed")
+    assert attempt["error"] == message
+    assert attempt["rto_seconds"] == outcome.rto_seconds
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(PreconditionError("no backup in stanza main"), 3), (RuntimeError("bug"), 4)],
+)
+def test_a_failing_body_removes_its_scratch_and_records_an_error(
+    dirs: dict[str, Path], error: Exception, code: int
+) -> None:
+    def body(run: drill.Drill) -> drill.Outcome:
+        root = dirs["scratch"] / "pgstack-drill-pitr-20261123T030000Z"
+        (root / "data").mkdir(parents=True)
+        run.scratch = Scratch(root=root, runner=Runner("postgres"), bin_dir=dirs["bin"], port=1)
+        run.scratch.socket_dir = root / "run"
+        raise error
+
+    assert drill.execute(options(dirs), body, clock=Clock()) == code
+    assert [p.name for p in dirs["scratch"].iterdir() if not p.name.startswith(".")] == []
+    attempt = last_attempt(dirs)
+    assert attempt["result"] == "error"
+    assert attempt["exit_code"] == code
