@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests;
 # PostgreSQL 15, pgBackRest and Chromium for the drill integration tests (local processes);
-# PgBouncer, Redis and Debian's python3-* libraries for the exporter's tests (what hosts run).
+# prometheus for promtool (the alert rules' checks and unit tests); PgBouncer, Redis and Debian's
+# python3-* libraries for the exporter's tests (what hosts run).
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
 	postgresql-client redis-tools python3-venv make \
-	postgresql-15 pgbackrest chromium \
+	postgresql-15 pgbackrest chromium prometheus \
 	pgbouncer redis-server openssl \
 	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml
 LAB_INVENTORY := inventory/lab
@@ -71,6 +72,11 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 unit: venv ## fast tests: unit and static checks over the repository
 	$(BIN)/pytest -q tests/unit tests/static
 
+.PHONY: alerts
+alerts: host-deps ## promtool (Debian's): check the alert rules, then their unit tests in tests/alerts
+	promtool check rules alerts/*.rules.yml
+	promtool test rules tests/alerts/*.test.yml
+
 # The exporter's tests on Debian's /usr/bin/python3 and python3-* packages: the versions hosts run.
 DEBIAN_PYTEST := PYTHONPATH=$(CURDIR)/exporters /usr/bin/python3 -m pytest -p no:cacheprovider
 
@@ -104,11 +110,9 @@ molecule-%: host-deps venv
 		echo "== molecule: roles/$* $$( [ $$status -eq 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
 		exit $$status
 
-# The pgbackrest and pg_dump scenarios share their two lab addresses: one after the other.
-molecule-pg_dump: molecule-pgbackrest
 
 # The layers of `make test`, in order: fast and offline first, the lab last.
-TEST_LAYERS := lint unit integration lab-lifecycle e2e molecule
+TEST_LAYERS := lint unit alerts integration lab-lifecycle e2e molecule
 
 .PHONY: test
 test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down
