@@ -8,10 +8,13 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests;
 # PostgreSQL 15, pgBackRest and Chromium for the drill integration tests (local processes);
-# prometheus for promtool (the alert rules' checks and unit tests).
+# prometheus for promtool (the alert rules' checks and unit tests); PgBouncer, Redis and Debian's
+# python3-* libraries for the exporter's tests (what hosts run).
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
 	postgresql-client redis-tools python3-venv make \
-	postgresql-15 pgbackrest chromium prometheus
+	postgresql-15 pgbackrest chromium prometheus \
+	pgbouncer redis-server openssl \
+	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml
 LAB_INVENTORY := inventory/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -60,9 +63,10 @@ lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rul
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --nocolor
-	$(BIN)/ruff check scripts tests roles/preflight/test_plugins
-	$(BIN)/ruff format --check scripts tests roles/preflight/test_plugins
-	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill roles/preflight/test_plugins/preflight.py
+	$(BIN)/ruff check scripts exporters tests roles/preflight/test_plugins
+	$(BIN)/ruff format --check scripts exporters tests roles/preflight/test_plugins
+	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill roles/preflight/test_plugins/preflight.py \
+		exporters/pgstack_exporter
 
 .PHONY: unit
 unit: venv ## fast tests: unit and static checks over the repository
@@ -73,9 +77,17 @@ alerts: host-deps ## promtool (Debian's): check the alert rules, then their unit
 	promtool check rules alerts/*.rules.yml
 	promtool test rules tests/alerts/*.test.yml
 
+# The exporter's tests on Debian's /usr/bin/python3 and python3-* packages: the versions hosts run.
+DEBIAN_PYTEST := PYTHONPATH=$(CURDIR)/exporters /usr/bin/python3 -m pytest -p no:cacheprovider
+
+.PHONY: unit-debian
+unit-debian: host-deps ## the exporter's unit tests on Debian's python3 packages (what hosts run)
+	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py
+
 .PHONY: integration
-integration: host-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, Chromium)
-	$(BIN)/pytest -q tests/integration
+integration: host-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, PgBouncer, Redis, Chromium)
+	$(BIN)/pytest -q tests/integration --ignore=tests/integration/exporter
+	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py tests/integration/exporter
 
 .PHONY: lab-lifecycle
 lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice

@@ -1,0 +1,5 @@
+import sys
+
+from pgstack_exporter.cli import main
+
+sys.exit(main())

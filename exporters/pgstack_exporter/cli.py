@@ -1,0 +1,132 @@
+"""pgstack-exporter: the command line (Prometheus-style flags)."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from pgstack_exporter import __version__
+from pgstack_exporter.config import ConfigError, load
+from pgstack_exporter.exporter import COLLECTORS, Exporter
+from pgstack_exporter.server import make_server, parse_listen_address
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9716
+DEFAULT_CONFIG = Path("/etc/pgstack/exporter.yml")
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    VERIFICATION_FAILED = 1
+    USAGE = 2
+    PRECONDITION = 3
+    UNEXPECTED = 4
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pgstack-exporter",
+        description="Prometheus exporter and /health endpoint of a pgstack host (docs/exporter.md)",
+    )
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default=f":{DEFAULT_PORT}",
+        help=f"address to serve /metrics and /health on (default :{DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--config.file",
+        dest="config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help=f"configuration file (default {DEFAULT_CONFIG})",
+    )
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the configuration file, list every problem and exit (0 valid, 1 not)",
+    )
+    p.add_argument("--log.level", dest="log_level", choices=sorted(LOG_LEVELS), default="info")
+    p.add_argument("--version", action="version", version=f"pgstack-exporter {__version__}")
+    for name in COLLECTORS:
+        p.add_argument(
+            f"--collector.{name}",
+            dest=f"collector_{name}",
+            default=True,
+            action=argparse.BooleanOptionalAction,
+            help=f"the {name} collector (default on; --no-collector.{name} turns it off)",
+        )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if exit_.code in (0, None) else ExitCode.USAGE
+    logging.basicConfig(
+        level=LOG_LEVELS[args.log_level],
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load(args.config)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.config}: {len(error.problems)} problem(s)", file=sys.stderr)
+        return ExitCode.VERIFICATION_FAILED
+    if args.check_config:
+        print(f"{args.config}: valid")
+        return ExitCode.OK
+    try:
+        host, port = parse_listen_address(args.listen)
+    except ValueError as error:
+        print(f"--web.listen-address: {error}", file=sys.stderr)
+        return ExitCode.USAGE
+    enabled = [name for name in COLLECTORS if getattr(args, f"collector_{name}")]
+    return serve(Exporter(config, enabled), host, port)
+
+
+def serve(exporter: Exporter, host: str, port: int) -> int:
+    try:
+        server = make_server(exporter, exporter.registry(), host, port)
+    except OSError as error:
+        log.error("cannot listen on %s:%d: %s", host, port, error.strerror)
+        exporter.close()
+        return ExitCode.PRECONDITION
+    stop = threading.Event()
+
+    def shutdown(_signum: int, _frame: object) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    exporter.start_health()
+    log.info(
+        "pgstack-exporter %s listening on %s:%d (%d targets)",
+        __version__,
+        host or "*",
+        port,
+        len(exporter.targets),
+    )
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        exporter.close()
+    return ExitCode.OK

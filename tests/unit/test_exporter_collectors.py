@@ -1,0 +1,459 @@
+"""Collectors with fakes behind the seams, read through a private registry like Prometheus would."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+from prometheus_client.registry import CollectorRegistry
+from test_exporter_support import FakeClock, FakeRedisConnector, FakeSqlConnector
+
+from pgstack_exporter.config import Config, parse
+from pgstack_exporter.exporter import Exporter, Seams
+
+PG_ANSWERS: dict[str, Any] = {
+    "server": [{"in_recovery": False, "start_time": 1_799_990_000.5, "wal_bytes": 50_331_648}],
+    "settings": [
+        {"name": "max_connections", "setting": "100", "pending_restart": False},
+        {"name": "superuser_reserved_connections", "setting": "3", "pending_restart": False},
+        {"name": "archive_mode", "setting": "on", "pending_restart": False},
+        {"name": "data_directory", "setting": "/", "pending_restart": False},
+        {"name": "shared_buffers", "setting": "16384", "pending_restart": True},
+    ],
+    "activity": [
+        {"state": "active", "backend_type": "client backend", "backends": 2},
+        {"state": "none", "backend_type": "checkpointer", "backends": 1},
+    ],
+    "times": [{"oldest_xact": 12.5, "longest_query": 3.0, "longest_idle_xact": 7.0, "blocked": 1}],
+    "databases": [
+        {
+            "datname": "app",
+            "xact_commit": 10,
+            "xact_rollback": 1,
+            "blks_hit": 100,
+            "blks_read": 5,
+            "deadlocks": 0,
+            "temp_bytes": 8192,
+            "xid_age": 1234,
+        },
+    ],
+    "replication": [
+        {"standby": "db2", "client_addr": "10.0.0.2", "lag_seconds": 0.5, "lag_bytes": 4096}
+    ],
+    "slots": [{"slot_name": "db2", "slot_type": "physical", "retained": 16_777_216}],
+    "sizes": [{"datname": "app", "size": 7_000_000}],
+    # No WAL archived or failed yet: PostgreSQL reports NULL times (the query maps them to 0).
+    "archiver": [
+        {"archived_count": 0, "failed_count": 0, "last_archived": None, "last_failed": None}
+    ],
+    "ready": [{"ready": 3}],
+}
+
+POOLS_118 = [
+    {
+        "database": "app",
+        "user": "app",
+        "cl_active": 4,
+        "cl_waiting": 2,
+        "cl_cancel_req": 0,
+        "sv_active": 3,
+        "sv_idle": 1,
+        "sv_used": 0,
+        "sv_tested": 0,
+        "sv_login": 1,
+        "maxwait": 1,
+        "maxwait_us": 250000,
+        "pool_mode": "transaction",
+    }
+]
+POOLS_124 = [
+    {
+        "database": "app",
+        "user": "app",
+        "cl_active": 4,
+        "cl_waiting": 2,
+        "cl_active_cancel_req": 0,
+        "cl_waiting_cancel_req": 0,
+        "sv_active": 3,
+        "sv_active_cancel": 0,
+        "sv_being_canceled": 0,
+        "sv_idle": 1,
+        "sv_used": 0,
+        "sv_tested": 0,
+        "sv_login": 1,
+        "maxwait": 1,
+        "maxwait_us": 250000,
+        "pool_mode": "transaction",
+        "load_balance_hosts": None,
+    }
+]
+STATS_118 = [
+    {
+        "database": "app",
+        "total_xact_count": 20,
+        "total_query_count": 40,
+        "total_received": 1000,
+        "total_sent": 2000,
+        "total_xact_time": 3_000_000,
+        "total_query_time": 2_000_000,
+        "total_wait_time": 500_000,
+        "avg_xact_count": 1,
+        "avg_query_count": 2,
+        "avg_recv": 10,
+        "avg_sent": 20,
+        "avg_xact_time": 5,
+        "avg_query_time": 4,
+        "avg_wait_time": 1,
+    }
+]
+STATS_124 = [
+    {
+        **STATS_118[0],
+        "total_server_assignment_count": 20,
+        "total_client_parse_count": 0,
+        "total_server_parse_count": 0,
+        "total_bind_count": 0,
+    }
+]
+DATABASES_118 = [
+    {
+        "name": "app",
+        "host": "db1",
+        "port": 5432,
+        "database": "app",
+        "force_user": None,
+        "pool_size": 20,
+        "min_pool_size": 0,
+        "reserve_pool": 5,
+        "pool_mode": None,
+        "max_connections": 0,
+        "current_connections": 4,
+        "paused": 0,
+        "disabled": 0,
+    }
+]
+DATABASES_124 = [
+    {
+        "name": "app",
+        "host": "db1",
+        "port": 5432,
+        "database": "app",
+        "force_user": None,
+        "pool_size": 20,
+        "min_pool_size": 0,
+        "reserve_pool_size": 5,
+        "server_lifetime": 3600,
+        "pool_mode": None,
+        "load_balance_hosts": None,
+        "max_connections": 0,
+        "current_connections": 4,
+        "max_client_connections": 0,
+        "current_client_connections": 6,
+        "paused": 1,
+        "disabled": 0,
+    }
+]
+CONFIG_ROWS = [{"key": "max_client_conn", "value": "500", "default": "100", "changeable": "yes"}]
+
+REDIS_INFO: dict[str, Any] = {
+    "used_memory": 800,
+    "maxmemory": 1000,
+    "evicted_keys": 3,
+    "expired_keys": 9,
+    "connected_clients": 5,
+    "blocked_clients": 1,
+    "maxclients": 10000,
+    "rejected_connections": 0,
+    "total_commands_processed": 77,
+    "rdb_last_save_time": 1_799_999_000,
+    "rdb_last_bgsave_status": "ok",
+    "db0": {"keys": 12, "expires": 2, "avg_ttl": 0},
+}
+
+
+def config(**sections: Any) -> Config:
+    return parse({"version": 1, **sections})
+
+
+PG = {"name": "db1", "host": "db1.test", "user": "mon", "tls_probe": False}
+PGB = {"name": "db1", "host": "db1.test", "user": "mon", "tls_probe": False}
+REDIS = {"name": "db1", "host": "db1.test", "username": "monitoring", "tls_probe": False}
+
+
+def registry_of(cfg: Config, **seams: Any) -> tuple[Exporter, CollectorRegistry]:
+    seams.setdefault("clock", FakeClock())
+    exporter = Exporter(cfg, seams=Seams(**seams))
+    return exporter, exporter.registry()
+
+
+def test_postgresql_metrics_from_its_views() -> None:
+    sql = FakeSqlConnector(PG_ANSWERS)
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=sql)
+    t = {"target": "db1"}
+    v = reg.get_sample_value
+    assert v("pgstack_up", {"kind": "postgresql", "target": "db1"}) == 1
+    assert (
+        v(
+            "pgstack_postgresql_connections",
+            {**t, "state": "active", "backend_type": "client backend"},
+        )
+        == 2
+    )
+    assert v("pgstack_postgresql_max_connections", t) == 100
+    assert v("pgstack_postgresql_reserved_connections", t) == 3
+    assert v("pgstack_postgresql_settings_pending_restart", t) == 1
+    assert v("pgstack_postgresql_commits_total", {**t, "database": "app"}) == 10
+    assert v("pgstack_postgresql_temp_bytes_total", {**t, "database": "app"}) == 8192
+    assert v("pgstack_postgresql_xid_age", {**t, "database": "app"}) == 1234
+    assert v("pgstack_postgresql_longest_idle_in_transaction_seconds", t) == 7
+    assert v("pgstack_postgresql_blocked_backends", t) == 1
+    assert v("pgstack_postgresql_in_recovery", t) == 0
+    assert (
+        v(
+            "pgstack_postgresql_replication_lag_bytes",
+            {**t, "standby": "db2", "client_addr": "10.0.0.2"},
+        )
+        == 4096
+    )
+    assert (
+        v(
+            "pgstack_postgresql_replication_slot_retained_bytes",
+            {**t, "slot": "db2", "slot_type": "physical"},
+        )
+        == 16_777_216
+    )
+    assert v("pgstack_postgresql_wal_bytes_total", t) == 50_331_648
+    assert v("pgstack_postgresql_database_size_bytes", {**t, "database": "app"}) == 7_000_000
+    assert v("pgstack_postgresql_data_directory_free_bytes", t) > 0
+    assert v("pgstack_postgresql_archive_mode", {**t, "mode": "on"}) == 1
+    assert v("pgstack_collector_success", {"collector": "postgresql", "target": "db1"}) == 1
+    assert v("pgstack_collector_success", {"collector": "archiver", "target": "db1"}) == 1
+    assert (
+        v("pgstack_collector_duration_seconds", {"collector": "postgresql", "target": "db1"})
+        is not None
+    )
+
+
+def test_archiver_before_any_archive_reports_zero_times() -> None:
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=FakeSqlConnector(PG_ANSWERS))
+    t = {"target": "db1"}
+    assert (
+        reg.get_sample_value("pgstack_postgresql_archiver_last_archived_timestamp_seconds", t) == 0
+    )
+    assert reg.get_sample_value("pgstack_postgresql_archiver_last_failed_timestamp_seconds", t) == 0
+    assert reg.get_sample_value("pgstack_postgresql_archiver_archived_total", t) == 0
+    assert reg.get_sample_value("pgstack_postgresql_archiver_ready_segments", t) == 3
+
+
+def test_no_standby_and_no_slot_give_zero_counts_and_no_lag_series() -> None:
+    answers = {**PG_ANSWERS, "replication": [], "slots": []}
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=FakeSqlConnector(answers))
+    assert reg.get_sample_value("pgstack_postgresql_replication_standbys", {"target": "db1"}) == 0
+    assert reg.get_sample_value("pgstack_postgresql_replication_slots", {"target": "db1"}) == 0
+    names = {s.name for m in reg.collect() for s in m.samples}
+    assert "pgstack_postgresql_replication_lag_seconds" not in names
+
+
+def test_one_failing_query_fails_its_collector_but_not_the_target() -> None:
+    answers = {
+        **PG_ANSWERS,
+        "ready": psycopg.errors.QueryCanceled("canceling statement due to lock timeout"),
+    }
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=FakeSqlConnector(answers))
+    assert reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"}) == 1
+    assert (
+        reg.get_sample_value(
+            "pgstack_collector_success", {"collector": "archiver", "target": "db1"}
+        )
+        == 0
+    )
+    assert (
+        reg.get_sample_value(
+            "pgstack_collector_success", {"collector": "postgresql", "target": "db1"}
+        )
+        == 1
+    )
+    assert reg.get_sample_value("pgstack_postgresql_max_connections", {"target": "db1"}) == 100
+
+
+def test_database_sizes_are_cached_and_their_age_exposed() -> None:
+    clock = FakeClock()
+    sql = FakeSqlConnector(PG_ANSWERS)
+    _exp, reg = registry_of(
+        config(postgresql=[{**PG, "database_size_interval_seconds": 60}]), sql=sql, clock=clock
+    )
+    reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"})
+    clock.advance(30)
+    assert (
+        reg.get_sample_value("pgstack_postgresql_database_size_age_seconds", {"target": "db1"})
+        == 30
+    )
+    clock.advance(31)
+    assert (
+        reg.get_sample_value("pgstack_postgresql_database_size_age_seconds", {"target": "db1"}) == 0
+    )
+    assert sql.sessions[0].queries.count("sizes") == 2
+
+
+def test_a_target_that_raises_is_down_and_the_others_still_report() -> None:
+    sql = FakeSqlConnector(PG_ANSWERS)
+    sql.fail = psycopg.OperationalError("connection refused")
+    redis = FakeRedisConnector(REDIS_INFO)
+    _exp, reg = registry_of(config(postgresql=[PG], redis=[REDIS]), sql=sql, redis=redis)
+    assert reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"}) == 0
+    assert (
+        reg.get_sample_value(
+            "pgstack_collector_success", {"collector": "postgresql", "target": "db1"}
+        )
+        == 0
+    )
+    assert reg.get_sample_value("pgstack_up", {"kind": "redis", "target": "db1"}) == 1
+    assert reg.get_sample_value("pgstack_redis_memory_used_bytes", {"target": "db1"}) == 800
+
+
+def test_one_connection_is_reused_and_reopened_after_a_failure() -> None:
+    sql = FakeSqlConnector(PG_ANSWERS)
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=sql)
+    for _ in range(3):
+        assert reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"}) == 1
+    assert len(sql.sessions) == 1
+    sql.sessions[0].is_broken = True
+    assert reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"}) == 1
+    assert len(sql.sessions) == 2
+    assert sql.sessions[0].closed
+
+
+def test_statement_and_lock_timeouts_are_sent_to_postgresql_only() -> None:
+    sql = FakeSqlConnector(
+        {
+            **PG_ANSWERS,
+            "pools": POOLS_118,
+            "stats": STATS_118,
+            "config": CONFIG_ROWS,
+            "databases": DATABASES_118,
+        }
+    )
+    _exp, reg = registry_of(config(postgresql=[PG], pgbouncer=[PGB]), sql=sql)
+    reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"})
+    pg, bouncer = sorted(sql.params, key=lambda p: p.dbname, reverse=True)
+    assert (pg.statement_timeout_ms, pg.lock_timeout_ms, pg.simple_protocol) == (1500, 500, False)
+    assert bouncer.dbname == "pgbouncer"
+    assert bouncer.simple_protocol
+    assert (bouncer.statement_timeout_ms, bouncer.lock_timeout_ms) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("pools", "stats", "databases"),
+    [(POOLS_118, STATS_118, DATABASES_118), (POOLS_124, STATS_124, DATABASES_124)],
+    ids=["pgbouncer-1.18", "pgbouncer-1.24"],
+)
+def test_pgbouncer_columns_are_read_by_name(pools: Any, stats: Any, databases: Any) -> None:
+    sql = FakeSqlConnector(
+        {"pools": pools, "stats": stats, "config": CONFIG_ROWS, "databases": databases}
+    )
+    _exp, reg = registry_of(config(pgbouncer=[PGB]), sql=sql)
+    pool = {"target": "db1", "database": "app", "user": "app"}
+    db = {"target": "db1", "database": "app"}
+    v = reg.get_sample_value
+    assert v("pgstack_up", {"kind": "pgbouncer", "target": "db1"}) == 1
+    assert v("pgstack_pgbouncer_pool_client_connections", {**pool, "state": "waiting"}) == 2
+    assert v("pgstack_pgbouncer_pool_server_connections", {**pool, "state": "login"}) == 1
+    assert v("pgstack_pgbouncer_pool_max_wait_seconds", pool) == 1.25
+    assert v("pgstack_pgbouncer_transactions_total", db) == 20
+    assert v("pgstack_pgbouncer_query_time_seconds_total", db) == 2.0
+    assert v("pgstack_pgbouncer_client_wait_time_seconds_total", db) == 0.5
+    assert v("pgstack_pgbouncer_max_client_connections", {"target": "db1"}) == 500
+    assert v("pgstack_pgbouncer_database_pool_size", db) == 20
+    assert v("pgstack_pgbouncer_database_reserve_pool_size", db) == 5
+    assert v("pgstack_collector_success", {"collector": "pgbouncer", "target": "db1"}) == 1
+
+
+def test_redis_metrics_and_maxclients_from_config_get_when_info_lacks_it() -> None:
+    info = {k: val for k, val in REDIS_INFO.items() if k != "maxclients"}
+    _exp, reg = registry_of(
+        config(redis=[REDIS]), redis=FakeRedisConnector(info, {"maxclients": "128"})
+    )
+    t = {"target": "db1"}
+    assert reg.get_sample_value("pgstack_redis_max_clients", t) == 128
+    assert reg.get_sample_value("pgstack_redis_db_keys", {**t, "db": "db0"}) == 12
+    assert reg.get_sample_value("pgstack_redis_evicted_keys_total", t) == 3
+    assert reg.get_sample_value("pgstack_redis_rdb_last_bgsave_success", t) == 1
+    assert reg.get_sample_value("pgstack_redis_ping_seconds", t) is not None
+
+
+def test_registration_never_connects() -> None:
+    sql = FakeSqlConnector(PG_ANSWERS)
+    redis = FakeRedisConnector(REDIS_INFO)
+    exporter = Exporter(
+        config(postgresql=[PG], redis=[REDIS]), seams=Seams(clock=FakeClock(), sql=sql, redis=redis)
+    )
+    exporter.registry()
+    assert sql.params == []
+    assert redis.connects == 0
+
+
+def test_disabled_collectors_emit_nothing() -> None:
+    sql = FakeSqlConnector(PG_ANSWERS)
+    exporter = Exporter(
+        config(postgresql=[PG]), enabled=["postgresql"], seams=Seams(clock=FakeClock(), sql=sql)
+    )
+    reg = exporter.registry()
+    assert reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"}) == 1
+    assert (
+        reg.get_sample_value("pgstack_postgresql_archiver_ready_segments", {"target": "db1"})
+        is None
+    )
+    assert "ready" not in sql.sessions[0].queries
+
+
+def test_a_hanging_target_is_down_within_its_timeout_and_is_aborted() -> None:
+    release = threading.Event()
+
+    def hang() -> list[dict[str, Any]]:
+        release.wait(10)
+        raise psycopg.OperationalError("server closed the connection")
+
+    sql = FakeSqlConnector({**PG_ANSWERS, "server": hang})
+    redis = FakeRedisConnector(REDIS_INFO)
+    cfg = config(
+        postgresql=[{**PG, "timeout_seconds": 1, "statement_timeout_ms": 500}], redis=[REDIS]
+    )
+    exporter = Exporter(cfg, seams=Seams(sql=sql, redis=redis))
+    reg = exporter.registry()
+    try:
+        start = time.monotonic()
+        exporter.start_round()
+        assert reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"}) == 0
+        assert reg.get_sample_value("pgstack_up", {"kind": "redis", "target": "db1"}) == 1
+        assert time.monotonic() - start < 1.5
+        assert sql.sessions[0].aborted.wait(1)
+        assert exporter.health()["services"]["postgresql"]["status"] == "down"
+    finally:
+        release.set()
+        exporter.close()
+
+
+def test_concurrent_scrapes_share_one_connection() -> None:
+    sql = FakeSqlConnector(
+        {**PG_ANSWERS, "server": lambda: (time.sleep(0.05), PG_ANSWERS["server"])[1]}
+    )
+    exporter = Exporter(config(postgresql=[PG]), seams=Seams(sql=sql))
+    reg = exporter.registry()
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            values = list(
+                pool.map(
+                    lambda _: reg.get_sample_value(
+                        "pgstack_up", {"kind": "postgresql", "target": "db1"}
+                    ),
+                    range(20),
+                )
+            )
+        assert values == [1] * 20
+        assert len(sql.sessions) == 1
+    finally:
+        exporter.close()

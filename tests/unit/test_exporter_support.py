@@ -1,0 +1,165 @@
+"""Fakes for the exporter's seams and example status documents, shared by its tests (no tests here).
+
+The examples follow the documented formats: docs/backup.md (pg_dump) and docs/metrics.md (drills).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pgstack_exporter.config import RedisTarget as RedisConfig
+from pgstack_exporter.sql import Row, SqlParams
+
+Answer = list[Row] | Exception | Callable[[], list[Row]]
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+        self.mono = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.mono += seconds
+
+
+class FakeSqlSession:
+    def __init__(self, answers: Mapping[str, Answer]) -> None:
+        self.answers = answers
+        self.queries: list[str] = []
+        self.closed = False
+        self.is_broken = False
+        self.aborted = threading.Event()
+
+    def query(self, name: str, sql: str) -> list[Row]:
+        assert sql.strip(), name
+        self.queries.append(name)
+        answer = self.answers[name]
+        if isinstance(answer, Exception):
+            raise answer
+        if callable(answer):
+            return answer()
+        return [dict(row) for row in answer]
+
+    def broken(self) -> bool:
+        return self.is_broken
+
+    def abort(self) -> None:
+        self.aborted.set()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeSqlConnector:
+    """Hands out sessions answering from ``answers``; ``fail`` makes the next connects raise."""
+
+    def __init__(self, answers: Mapping[str, Answer]) -> None:
+        self.answers = dict(answers)
+        self.sessions: list[FakeSqlSession] = []
+        self.params: list[SqlParams] = []
+        self.fail: Exception | None = None
+
+    def __call__(self, params: SqlParams) -> FakeSqlSession:
+        self.params.append(params)
+        if self.fail is not None:
+            raise self.fail
+        session = FakeSqlSession(self.answers)
+        self.sessions.append(session)
+        return session
+
+
+class FakeRedisSession:
+    def __init__(self, info: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        self._info = info
+        self._config = config or {}
+        self.closed = False
+
+    def ping(self) -> None:
+        if isinstance(self._info.get("error"), Exception):
+            raise self._info["error"]
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    def config_get(self, name: str) -> dict[str, Any]:
+        return {name: self._config[name]} if name in self._config else {}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeRedisConnector:
+    def __init__(self, info: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        self.info = info
+        self.config = config
+        self.connects = 0
+        self.fail: Exception | None = None
+
+    def __call__(self, config: RedisConfig) -> FakeRedisSession:
+        self.connects += 1
+        if self.fail is not None:
+            raise self.fail
+        return FakeRedisSession(self.info, self.config)
+
+
+def dump_attempt(status: str = "success", day: int = 23, database: str = "app") -> dict[str, Any]:
+    ok = status == "success"
+    return {
+        "started_at": f"2026-11-{day}T03:00:00Z",
+        "finished_at": f"2026-11-{day}T03:00:12Z",
+        "duration_seconds": 12.1,
+        "exit_status": status,
+        "error": None if ok else "pg_dump exited 1",
+        "path": f"/var/backups/pgstack/dumps/db1/{database}/202611{day}T030000Z" if ok else None,
+        "size_bytes": 123456 if ok else None,
+    }
+
+
+def dump_status(
+    database: str, attempt: dict[str, Any], success: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {"version": 1, "kind": "pg_dump", "cluster": "db1", "database": database,
+            "last_attempt": attempt, "last_success": success}  # fmt: skip
+
+
+def drill_attempt(result: str, rto: float | None, rpo: float | None) -> dict[str, Any]:
+    running = result == "running"
+    return {
+        "started_at": "2026-11-23T03:00:00Z",
+        "finished_at": None if running else "2026-11-23T03:04:12Z",
+        "result": result,
+        "exit_code": None if running else 0,
+        "rto_seconds": rto,
+        "rpo_seconds": rpo,
+        "error": None,
+        "report": None if running else "/var/lib/pgstack/drills/reports/20261123T030000Z.json",
+    }
+
+
+def drill_status(drill: str, database: str | None, attempt: dict[str, Any],
+                 success: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    return {"version": 1, "kind": "drill", "drill": drill, "cluster": "db1", "database": database,
+            "objectives": {"rto_seconds": 3600, "rpo_seconds": 300},
+            "last_attempt": attempt, "last_success": success}  # fmt: skip
+
+
+DUMP_SUCCESS = dump_status("app", dump_attempt(), dump_attempt())
+DUMP_FAILED_NEVER_SUCCEEDED = dump_status(
+    "shop", dump_attempt("failed", day=24, database="shop"), None
+)
+DRILL = drill_status(
+    "logical", "app", drill_attempt("passed", 252.4, None), drill_attempt("passed", 252.4, None)
+)
+DRILL_PITR = drill_status(
+    "pitr", None, drill_attempt("passed", 540.0, 6.0), drill_attempt("passed", 540.0, 6.0)
+)
+PITR_RUNNING = drill_status("pitr", None, drill_attempt("running", None, None), None)
