@@ -6,14 +6,14 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-# Debian packages the controller needs: the lab (nspawn, netns, NAT), clients for the tests;
-# PostgreSQL 15, pgBackRest and Chromium for the drill integration tests (local processes);
-# prometheus for promtool (the alert rules' checks and unit tests); PgBouncer, Redis and Debian's
-# python3-* libraries for the exporter's tests (what hosts run).
+# Debian packages the controller needs for the lab (nspawn, netns, NAT) and the clients the
+# end-to-end tests use.
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
-	postgresql-client redis-tools python3-venv make \
-	postgresql-15 pgbackrest chromium prometheus \
-	pgbouncer redis-server openssl \
+	postgresql-client redis-tools openssl python3-venv make
+# And for the offline test layers, which run real servers as local processes: PostgreSQL 15,
+# pgBackRest and Chromium (drills), prometheus for promtool (alert rules), PgBouncer, Redis and
+# Debian's python3-* libraries (the exporter, on the versions hosts run).
+TEST_PACKAGES := postgresql-15 pgbackrest chromium prometheus pgbouncer redis-server \
 	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml
 LAB_INVENTORY := inventory/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -23,9 +23,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-.PHONY: host-deps
-host-deps: ## install the Debian packages the controller needs (as root)
-	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+# Installs what is missing of PACKAGES; a policy-rc.d keeps the packages' services from starting
+# on this machine (tests start their own processes).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
@@ -34,6 +35,15 @@ host-deps: ## install the Debian packages the controller needs (as root)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; status=$$?; \
 		[ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
+endef
+
+.PHONY: host-deps
+host-deps: ## install the Debian packages the lab and the end-to-end tests need (as root)
+	$(call apt_install,$(HOST_PACKAGES))
+
+.PHONY: test-deps
+test-deps: host-deps ## and the servers the offline test layers run as local processes (as root)
+	$(call apt_install,$(TEST_PACKAGES))
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -73,7 +83,7 @@ unit: venv ## fast tests: unit and static checks over the repository
 	$(BIN)/pytest -q tests/unit tests/static
 
 .PHONY: alerts
-alerts: host-deps ## promtool (Debian's): check the alert rules, then their unit tests in tests/alerts
+alerts: test-deps ## promtool (Debian's): check the alert rules, then their unit tests in tests/alerts
 	promtool check rules alerts/*.rules.yml
 	promtool test rules tests/alerts/*.test.yml
 
@@ -81,11 +91,11 @@ alerts: host-deps ## promtool (Debian's): check the alert rules, then their unit
 DEBIAN_PYTEST := PYTHONPATH=$(CURDIR)/exporters /usr/bin/python3 -m pytest -p no:cacheprovider
 
 .PHONY: unit-debian
-unit-debian: host-deps ## the exporter's unit tests on Debian's python3 packages (what hosts run)
+unit-debian: test-deps ## the exporter's unit tests on Debian's python3 packages (what hosts run)
 	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py
 
 .PHONY: integration
-integration: host-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, PgBouncer, Redis, Chromium)
+integration: test-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, PgBouncer, Redis, Chromium)
 	$(BIN)/pytest -q tests/integration --ignore=tests/integration/exporter
 	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py tests/integration/exporter
 
