@@ -57,7 +57,10 @@ METRICS: tuple[MetricSpec, ...] = (
     PING,
 )
 
-# /health: PING faster than this is "good", then "slow", else "timeout".
+# /health: PING faster than this is "good", then "slow", else "timeout". The round trip is the
+# fastest of PINGS: redis-py connects lazily (and reconnects after a restart) inside the first
+# command, so a single PING would time a TCP and TLS handshake rather than Redis.
+PINGS = 2
 LATENCY_GOOD_MS = 10.0
 LATENCY_SLOW_MS = 100.0
 MEMORY_WARNING_PERCENT = 80.0
@@ -152,9 +155,7 @@ class RedisTarget(Target):
             if self._session is None:
                 self._session = self._connect(self.config)
             session = self._session
-            ping_start = self.clock.monotonic()
-            session.ping()
-            ping = self.clock.monotonic() - ping_start
+            ping = min(self._ping(session) for _ in range(PINGS))
             info = session.info()
         except Exception as error:
             return self.down(recorder, "redis", start, error)
@@ -170,6 +171,11 @@ class RedisTarget(Target):
             parts=recorder.parts,
             health=self._health(info, ping),
         )
+
+    def _ping(self, session: RedisSession) -> float:
+        start = self.clock.monotonic()
+        session.ping()
+        return self.clock.monotonic() - start
 
     def _maxclients(self, session: RedisSession) -> list[Sample]:
         value = session.config_get("maxclients").get("maxclients", 0)

@@ -109,6 +109,26 @@ def test_redis_latency_status_decides_degraded(latency: str, expected: str) -> N
     assert overall_status(services) == expected
 
 
+@pytest.mark.parametrize(
+    ("costs_ms", "status", "latency_ms"),
+    [([40.0, 1.0, 1.0], "good", 1.0), ([40.0, 30.0, 30.0], "slow", 30.0)],
+)
+def test_redis_latency_is_a_round_trip_not_the_handshake(
+    costs_ms: list[float], status: str, latency_ms: float
+) -> None:
+    """The first PING on a new connection carries the TCP and TLS handshake; it does not count."""
+    clock = FakeClock()
+    costs = iter(costs_ms)
+    redis = FakeRedisConnector(REDIS_INFO)
+    redis.on_ping = lambda: clock.advance(next(costs) / 1000)
+    exporter = Exporter(
+        parse({"version": 1, **SERVERS}),
+        seams=Seams(clock=clock, sql=FakeSqlConnector(ANSWERS), redis=redis),
+    )
+    service = probed(exporter)["services"]["redis"]
+    assert (service["latencyStatus"], service["latencyMs"]) == (status, latency_ms)
+
+
 def test_before_the_first_probe_every_service_is_down() -> None:
     document = exporter_with(FakeSqlConnector(ANSWERS), FakeRedisConnector(REDIS_INFO)).health()
     assert document["status"] == "unhealthy"

@@ -78,14 +78,24 @@ class FakeSqlConnector:
 
 
 class FakeRedisSession:
-    def __init__(self, info: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+    """``on_ping`` runs inside every PING (for example a FakeClock advancing by its cost)."""
+
+    def __init__(
+        self,
+        info: dict[str, Any],
+        config: dict[str, Any] | None = None,
+        on_ping: Callable[[], None] | None = None,
+    ) -> None:
         self._info = info
         self._config = config or {}
+        self._on_ping = on_ping
         self.closed = False
 
     def ping(self) -> None:
         if isinstance(self._info.get("error"), Exception):
             raise self._info["error"]
+        if self._on_ping is not None:
+            self._on_ping()
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)
@@ -103,12 +113,13 @@ class FakeRedisConnector:
         self.config = config
         self.connects = 0
         self.fail: Exception | None = None
+        self.on_ping: Callable[[], None] | None = None
 
     def __call__(self, config: RedisConfig) -> FakeRedisSession:
         self.connects += 1
         if self.fail is not None:
             raise self.fail
-        return FakeRedisSession(self.info, self.config)
+        return FakeRedisSession(self.info, self.config, self.on_ping)
 
 
 def dump_attempt(status: str = "success", day: int = 23, database: str = "app") -> dict[str, Any]:
