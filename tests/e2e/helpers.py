@@ -1,14 +1,18 @@
-"""Shared by the end-to-end tests: PLAY RECAP parsing, libpq connection strings, lab commands."""
+"""Shared by the end-to-end tests: PLAY RECAP parsing, libpq connection strings, lab commands,
+waiting for a condition."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from psycopg.conninfo import make_conninfo
 
@@ -166,6 +170,58 @@ def lab_ssh(
     )
 
 
+def sh(host: str, command: str, *, timeout: float = 300) -> str:
+    """Run a command as root on a lab host; fail the test with its output when it fails."""
+    proc = lab_ssh(host, command, timeout=timeout)
+    assert proc.returncode == 0, f"{host}: {command}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def netns_iptables(host: str, *args: str) -> None:
+    """iptables inside a lab host's network namespace, run from the controller (root).
+
+    Lab hosts lack CAP_NET_ADMIN: rules go into the namespace pgstack-lab names
+    pgstack-lab-<host>, and only affect that host.
+    """
+    subprocess.run(
+        ["ip", "netns", "exec", f"pgstack-lab-{host}", "iptables", "-w", *args],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+
+
+def psql_db1(query: str, dbname: str = "postgres") -> str:
+    """One query as postgres over db1's local socket, unaligned tuples only."""
+    quoted = query.replace("'", "'\\''")
+    return sh("db1", f"sudo -u postgres psql -XAtq -d {dbname} -c '{quoted}'").strip()
+
+
+def switch_wal() -> str:
+    """Write a WAL record on db1, switch WAL, return the name of the segment just completed.
+
+    Without a record since the last switch, pg_switch_wal() is a no-op (txid_current() alone does
+    not write one): a non-transactional logical message does, whatever the wal_level.
+    """
+    return psql_db1(
+        "SELECT pg_walfile_name(pg_switch_wal()) "
+        "FROM (SELECT pg_logical_emit_message(false, 'pgstack-e2e', 'switch')) AS m"
+    )
+
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, check: Callable[[], T], timeout: float = 180, every: float = 5) -> T:
+    """Call check until it returns something truthy, and return that; fail naming what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
+
+
 def run_psql(dsn: str, password: str, query: str) -> subprocess.CompletedProcess[str]:
     """Run one query with the psql binary; the password goes through the environment, not argv."""
     env = {**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"}
@@ -205,3 +261,30 @@ def installed_certificate_serial(host: str, path: str = "/etc/pgstack/tls/server
     result = lab_ssh(host, f"openssl x509 -noout -serial -in {path}")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+# --- the monitoring host
+
+MON = "mon1"
+
+
+def fetch(url: str) -> tuple[int, dict[str, str], str]:
+    """GET url on mon1 with Python's urllib: (status, headers, body)."""
+    program = (
+        "import json, sys, urllib.request, urllib.error\n"
+        "try:\n"
+        "    r = urllib.request.urlopen(sys.argv[1], timeout=10)\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    r = e\n"
+        "print(json.dumps([r.status, dict(r.headers), r.read().decode()]))\n"
+    )
+    result = lab_ssh(MON, f"python3 -c {shlex.quote(program)} {shlex.quote(url)}")
+    assert result.returncode == 0, result.stderr
+    status, headers, body = json.loads(result.stdout)
+    return int(status), headers, body
+
+
+def prometheus(path: str) -> Any:
+    status, _, body = fetch(f"http://127.0.0.1:9090{path}")
+    assert status == 200, body
+    return json.loads(body)["data"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +24,11 @@ from helpers import (
     DbHost,
     conninfo,
     lab_ssh,
+    netns_iptables,
+    psql_db1,
+    sh,
+    switch_wal,
+    wait_for,
 )
 from psycopg import sql
 
@@ -42,19 +46,6 @@ SERVICE = "pgstack-pg-dump.service"
 Playbook = Callable[..., Any]
 
 
-def sh(host: str, command: str, *, timeout: float = 300) -> str:
-    """Run a command as root on a lab host; fail the test with its output when it fails."""
-    proc = lab_ssh(host, command, timeout=timeout)
-    assert proc.returncode == 0, f"{host}: {command}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def psql_db1(query: str, dbname: str = "postgres") -> str:
-    """One query as postgres over db1's local socket, unaligned tuples only."""
-    quoted = query.replace("'", "'\\''")
-    return sh(DB, f"sudo -u postgres psql -XAtq -d {dbname} -c '{quoted}'").strip()
-
-
 def archiver() -> dict[str, Any]:
     row = psql_db1(
         "SELECT json_build_object('archived', archived_count, 'failed', failed_count,"
@@ -65,30 +56,9 @@ def archiver() -> dict[str, Any]:
     return data
 
 
-def switch_wal() -> str:
-    """Write a WAL record, switch WAL, return the name of the segment that was just completed.
-
-    Without a record since the last switch, pg_switch_wal() is a no-op (txid_current() alone does
-    not write one): a non-transactional logical message does, whatever the wal_level.
-    """
-    return psql_db1(
-        "SELECT pg_walfile_name(pg_switch_wal()) "
-        "FROM (SELECT pg_logical_emit_message(false, 'pgstack-e2e', 'switch')) AS m"
-    )
-
-
 def segment_in_repository(segment: str) -> bool:
     proc = lab_ssh(REPO, f"ls {ARCHIVE}/*/{segment[:16]}/{segment}-* >/dev/null 2>&1")
     return proc.returncode == 0
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def status() -> dict[str, Any]:
@@ -108,14 +78,6 @@ def partial_dumps() -> set[str]:
 
 def sha256(path: str) -> str:
     return sh(REPO, f"sha256sum {path}").split()[0]
-
-
-def netns_iptables(host: str, *args: str) -> None:
-    """iptables inside a lab host's network namespace, run from the controller (root)."""
-    subprocess.run(
-        ["ip", "netns", "exec", f"pgstack-lab-{host}", "iptables", "-w", *args],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
 
 
 def service_state() -> str:
@@ -144,8 +106,8 @@ def test_check_passes_and_the_archiver_reports_no_failure() -> None:
 def test_a_switched_segment_reaches_the_repository_on_backup1() -> None:
     before = archiver()["archived"]
     segment = switch_wal()
-    wait_until(lambda: archiver()["archived"] > before, 90, "archived_count to grow")
-    wait_until(lambda: segment_in_repository(segment), 60, f"{segment} in the repository")
+    wait_for("archived_count to grow", lambda: archiver()["archived"] > before, 90, every=2)
+    wait_for(f"{segment} in the repository", lambda: segment_in_repository(segment), 60, every=2)
 
 
 def test_a_full_backup_exists_and_verify_passes() -> None:
@@ -327,11 +289,13 @@ def test_a_dump_killed_mid_run_leaves_no_good_looking_file(big_table: str, signa
     finals = final_dumps()
     try:
         sh(REPO, f"systemctl start --no-block {SERVICE}")
-        wait_until(lambda: bool(partial_dumps()), 60, "the dump to start writing")
+        wait_for("the dump to start writing", lambda: bool(partial_dumps()), 60, every=2)
         time.sleep(1)
         assert service_state() == "activating", "the dump ended before it could be killed"
         sh(REPO, f"systemctl kill --signal={signal} {SERVICE}")
-        wait_until(lambda: service_state() in ("inactive", "failed"), 60, "the service to stop")
+        wait_for(
+            "the service to stop", lambda: service_state() in ("inactive", "failed"), 60, every=2
+        )
         assert final_dumps() == finals  # no new final name
         after = status()
         assert after["last_attempt"]["exit_status"] == "failed"
@@ -362,14 +326,17 @@ def test_archiving_queues_during_an_outage_and_catches_up_without_a_gap() -> Non
             time.sleep(10)
         # archive-push waits up to pgBackRest's archive-timeout (60 s) for the async process
         # before it reports the failure to PostgreSQL.
-        wait_until(lambda: archiver()["failed"] > before["failed"], 180, "archiver failures")
+        wait_for("archiver failures", lambda: archiver()["failed"] > before["failed"], 180, every=2)
         ready = sh(DB, "ls /var/lib/postgresql/15/main/pg_wal/archive_status | grep -c ready; true")
         assert int(ready.strip()) >= 1, "no WAL waiting in pg_wal"
         assert not any(segment_in_repository(s) for s in segments[1:])
     finally:
         netns_iptables(REPO, "-D", *rule)
-    wait_until(
-        lambda: all(segment_in_repository(s) for s in segments), 240, "the archive to catch up"
+    wait_for(
+        "the archive to catch up",
+        lambda: all(segment_in_repository(s) for s in segments),
+        240,
+        every=2,
     )
     # No gap: pgBackRest checks every WAL segment of the archive.
     sh(REPO, f"sudo -u postgres /usr/local/sbin/pgstack-pgbackrest-verify {STANZA}")

@@ -6,54 +6,38 @@ fault is gone (the lab's short `for` and intervals: inventory/lab/group_vars/mon
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shlex
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from helpers import lab_ssh
+import redis
+from helpers import (
+    MON,
+    PGBOUNCER_PORT,
+    ROLE_SECRETS,
+    DbHost,
+    conninfo,
+    fetch,
+    lab_ssh,
+    netns_iptables,
+    prometheus,
+    sh,
+    switch_wal,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
-MON = "mon1"
 EXPORTER_PORT = 9716
 EXPORTER_HOSTS = ["db1", "backup1"]
 NOTIFICATIONS = "/var/lib/pgstack-alert-webhook/notifications.jsonl"
-
-
-def fetch(url: str) -> tuple[int, dict[str, str], str]:
-    """GET url on mon1 with Python's urllib: (status, headers, body)."""
-    program = (
-        "import json, sys, urllib.request, urllib.error\n"
-        "try:\n"
-        "    r = urllib.request.urlopen(sys.argv[1], timeout=10)\n"
-        "except urllib.error.HTTPError as e:\n"
-        "    r = e\n"
-        "print(json.dumps([r.status, dict(r.headers), r.read().decode()]))\n"
-    )
-    result = lab_ssh(MON, f"python3 -c {shlex.quote(program)} {shlex.quote(url)}")
-    assert result.returncode == 0, result.stderr
-    status, headers, body = json.loads(result.stdout)
-    return int(status), headers, body
-
-
-def prometheus(path: str) -> Any:
-    status, _, body = fetch(f"http://127.0.0.1:9090{path}")
-    assert status == 200, body
-    return json.loads(body)["data"]
-
-
-def wait_for(what: str, check: Any, timeout: float = 180, every: float = 5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
 
 
 # TLS probes are refreshed every 60 s (docs/exporter.md): a fault another module induced and
@@ -115,37 +99,240 @@ def notified(alert: str, status: str, since: float) -> dict[str, Any] | None:
                 continue
             moment = item["startsAt"] if status == "firing" else item["endsAt"]
             stamp = time.mktime(time.strptime(moment[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-            if stamp >= since - 60:
+            if stamp >= since - 2:  # startsAt/endsAt to the second
                 return item
     return None
 
 
-@pytest.fixture
-def stopped_pgbouncer() -> Iterator[float]:
-    """PgBouncer stopped on db1 (the fault), started again whatever the test found."""
-    began = time.time()
-    result = lab_ssh("db1", "systemctl stop pgbouncer")
-    assert result.returncode == 0, result.stderr
-    try:
-        yield began
-    finally:
-        lab_ssh("db1", "systemctl start pgbouncer")
+def active_alerts() -> set[str]:
+    """Names of the alerts pending or firing in Prometheus now."""
+    return {alert["labels"]["alertname"] for alert in prometheus("/api/v1/alerts")["alerts"]}
 
 
-def test_a_stopped_pgbouncer_fires_its_alert_through_alertmanager_then_resolves(
-    stopped_pgbouncer: float,
-) -> None:
-    fired = wait_for(
-        "PgbouncerDown firing at the webhook",
-        lambda: notified("PgbouncerDown", "firing", stopped_pgbouncer),
-    )
-    assert fired["labels"]["severity"] == "critical"
-    assert fired["annotations"]["runbook_url"].endswith("PgbouncerDown.md")
-    to_notification = time.time() - stopped_pgbouncer
-    restarted = time.time()
-    assert lab_ssh("db1", "systemctl start pgbouncer").returncode == 0
+@dataclass
+class Fault:
+    """A fault induced on the lab, the alert it must raise, and how to end it."""
+
+    alert: str
+    severity: str
+    repair: Callable[[], None]
+    began: float = field(default_factory=time.time)
+    # Called while the alert is awaited (a workload the fault needs, such as WAL being written).
+    tick: Callable[[], None] = lambda: None
+    ended: bool = False
+
+    def end(self) -> None:
+        """Repair, once (the test's path and its cleanup both call this)."""
+        if not self.ended:
+            self.ended = True
+            self.repair()
+
+
+def fire_and_resolve(faults: list[Fault]) -> dict[str, float]:
+    """Every fault's alert reaches the webhook firing, then resolved once repaired.
+
+    The faults are in place together, so the waits overlap. Returns seconds from fault to firing
+    notification, by alert.
+    """
+    pending = {fault.alert: fault for fault in faults}
+    fired: dict[str, float] = {}
+    deadline = time.monotonic() + 300
+    while pending and time.monotonic() < deadline:
+        for name, fault in list(pending.items()):
+            item = notified(name, "firing", fault.began)
+            if item is None:
+                fault.tick()
+                continue
+            assert item["labels"]["severity"] == fault.severity, item
+            assert item["annotations"]["runbook_url"].endswith(f"{name}.md"), item
+            fired[name] = time.time() - fault.began
+            del pending[name]
+        time.sleep(5)
+    assert not pending, f"no firing notification within 300 s for {sorted(pending)}"
+    repaired = time.time()
+    for fault in faults:
+        fault.end()
     wait_for(
-        "PgbouncerDown resolved at the webhook",
-        lambda: notified("PgbouncerDown", "resolved", restarted),
+        f"{sorted(fired)} resolved at the webhook",
+        lambda: all(notified(fault.alert, "resolved", repaired) for fault in faults),
+        timeout=240,
     )
-    print(f"PgbouncerDown: fault to notification {to_notification:.0f} s")
+    for name, seconds in fired.items():
+        print(f"{name}: fault to notification {seconds:.0f} s")
+    return fired
+
+
+def quiet(alerts: set[str]) -> None:
+    """A fault test starts with none of its alerts active (another module's fault has resolved)."""
+    wait_for(f"{sorted(alerts)} inactive before the faults", lambda: not alerts & active_alerts())
+
+
+# --- faults on a running stack: archiving, Redis memory, a dump, the PgBouncer pool
+
+DUMPS = "/var/backups/pgstack/dumps/db1/app"
+DUMP_SERVICE = "pgstack-pg-dump.service"
+FILL_KEY = "session:pgstack-e2e-fill:{}"
+FILL_LIMIT = 64 * 1024 * 1024
+
+
+def archive_outage() -> Fault:
+    """backup1's pgBackRest TLS server unreachable from db1 while WAL is written."""
+    rule = ["INPUT", "-p", "tcp", "--dport", "8432", "-j", "REJECT", "--reject-with", "tcp-reset"]
+    netns_iptables("backup1", "-I", *rule)
+
+    def repair() -> None:
+        netns_iptables("backup1", "-D", *rule)
+        switch_wal()  # a segment archived after the failures: the archiver's last success is new
+
+    last = [0.0]
+
+    def write_wal() -> None:
+        if time.monotonic() - last[0] > 15:
+            switch_wal()
+            last[0] = time.monotonic()
+
+    return Fault("PostgresqlArchivingFailing", "critical", repair, tick=write_wal)
+
+
+def redis_client(
+    db_host: DbHost, ca_file: Path, secret: Callable[[str], str], user: str
+) -> redis.Redis:
+    return redis.Redis(
+        host=db_host.address,  # db1's certificate carries its address
+        port=6379,
+        username=user,
+        password=secret(f"redis_{user}"),
+        ssl=True,
+        ssl_ca_certs=str(ca_file),
+        ssl_cert_reqs="required",
+        socket_timeout=10,
+    )
+
+
+def redis_filled(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -> Fault:
+    """maxmemory lowered to 64 MiB for the test, then filled past 85 % with the app user's keys."""
+    admin = redis_client(db_host, ca_file, secret, "admin")
+    app = redis_client(db_host, ca_file, secret, "app")
+    original = admin.config_get("maxmemory")["maxmemory"]
+    keys: list[str] = []
+
+    def repair() -> None:
+        if keys:
+            app.unlink(*keys)
+        admin.config_set("maxmemory", original)
+        app.close()
+        admin.close()
+
+    try:
+        admin.config_set("maxmemory", FILL_LIMIT)
+        while int(app.info("memory")["used_memory"]) < 0.86 * FILL_LIMIT:
+            keys.append(FILL_KEY.format(len(keys)))
+            app.setrange(keys[-1], 1024 * 1024 - 1, "x")  # a 1 MiB string
+    except BaseException:
+        repair()
+        raise
+    return Fault("RedisMemoryHigh", "warning", repair)
+
+
+def failed_dump() -> Fault:
+    """A good dump, then the destination on backup1 made unwritable and a dump run: it fails."""
+    sh("backup1", f"systemctl start {DUMP_SERVICE}", timeout=600)
+    good = sh("backup1", f"ls {DUMPS}").split()
+    sh("backup1", f"chmod 0555 {DUMPS}")
+    failed = lab_ssh("backup1", f"systemctl start {DUMP_SERVICE}", timeout=600)
+
+    def repair() -> None:
+        sh("backup1", f"chmod 0750 {DUMPS}; systemctl reset-failed {DUMP_SERVICE}")
+        sh("backup1", f"systemctl start {DUMP_SERVICE}", timeout=600)
+
+    if failed.returncode == 0:
+        repair()
+        raise AssertionError("the dump into an unwritable directory succeeded")
+    # The failed run kept the good dump it could not replace.
+    assert set(good) <= set(sh("backup1", f"ls {DUMPS}").split())
+    return Fault("PgDumpFailed", "warning", repair)
+
+
+def pool_exhausted(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -> Fault:
+    """Every server connection of app_pool5 held in an open transaction, 8 clients waiting."""
+    dsn = conninfo(db_host, "app", ca_file, port=PGBOUNCER_PORT, dbname="app_pool5")
+    password = secret(ROLE_SECRETS["app"])
+    # No client gives up while the alert is awaited; RELOAD restores the file's timeout.
+    admin = "sudo -u postgres psql -X -h /var/run/postgresql -p 6432 -U pgbouncer -d pgbouncer -c"
+    sh("db1", f"{admin} 'SET query_wait_timeout = 600'")
+    holders = [psycopg.connect(dsn, password=password, autocommit=True) for _ in range(5)]
+    for conn in holders:
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1")
+
+    def wait_in_line() -> None:
+        with psycopg.connect(dsn, password=password, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+
+    waiters = [threading.Thread(target=wait_in_line, daemon=True) for _ in range(8)]
+    for thread in waiters:
+        thread.start()
+
+    def repair() -> None:
+        for conn in holders:
+            conn.close()
+        for thread in waiters:
+            thread.join(timeout=60)
+        sh("db1", f"{admin} 'RELOAD'")
+
+    return Fault("PgbouncerClientsWaiting", "warning", repair)
+
+
+def test_faults_on_a_running_stack_reach_the_webhook_and_resolve(
+    db_host: DbHost, ca_file: Path, secret: Callable[[str], str]
+) -> None:
+    makers: list[Callable[[], Fault]] = [
+        archive_outage,
+        lambda: redis_filled(db_host, ca_file, secret),
+        failed_dump,
+        lambda: pool_exhausted(db_host, ca_file, secret),
+    ]
+    quiet({"PostgresqlArchivingFailing", "RedisMemoryHigh", "PgDumpFailed",
+           "PgbouncerClientsWaiting"})  # fmt: skip
+    faults: list[Fault] = []
+    began = time.time()
+    try:
+        for make in makers:
+            faults.append(make())
+            faults[-1].began = began
+        fire_and_resolve(faults)
+    finally:
+        for fault in faults:
+            with contextlib.suppress(Exception):
+                fault.end()
+    # The archive caught up: the failures are older than the newest success.
+    sh("db1", "sudo -u postgres pgbackrest --stanza=main check")
+
+
+# --- services stopped: PostgreSQL and PgBouncer
+
+
+@pytest.fixture
+def started_again() -> Iterator[list[str]]:
+    """Units a test stops on db1, started again whatever the test found."""
+    units: list[str] = []
+    yield units
+    for unit in units:
+        lab_ssh("db1", f"systemctl start {unit}")
+    wait_for("PostgreSQL accepting connections", lambda: lab_ssh(
+        "db1", "pg_isready -q -h /var/run/postgresql").returncode == 0)  # fmt: skip
+
+
+def test_stopped_postgresql_and_pgbouncer_fire_their_alerts_then_resolve(
+    started_again: list[str],
+) -> None:
+    quiet({"PostgresqlDown", "PgbouncerDown"})
+    faults = []
+    for unit, alert in (("postgresql@15-main", "PostgresqlDown"), ("pgbouncer", "PgbouncerDown")):
+        began = time.time()
+        started_again.append(unit)
+        sh("db1", f"systemctl stop {unit}")
+        faults.append(
+            Fault(alert, "critical", lambda unit=unit: sh("db1", f"systemctl start {unit}"), began)
+        )
+    fire_and_resolve(faults)
