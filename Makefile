@@ -105,7 +105,7 @@ lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice
 
 .PHONY: e2e
 e2e: lab ## converge the lab, then test it from the outside with real clients
-	$(BIN)/pytest -q tests/e2e
+	$(BIN)/pytest -q --durations=20 tests/e2e
 
 MOLECULE_ROLES := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 

@@ -213,7 +213,7 @@ def redis_filled(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -
     """maxmemory lowered to 64 MiB for the test, then filled past 85 % with the app user's keys."""
     admin = redis_client(db_host, ca_file, secret, "admin")
     app = redis_client(db_host, ca_file, secret, "app")
-    original = admin.config_get("maxmemory")["maxmemory"]
+    original = str(admin.config_get("maxmemory")["maxmemory"])
     keys: list[str] = []
 
     def repair() -> None:
@@ -327,12 +327,17 @@ def test_stopped_postgresql_and_pgbouncer_fire_their_alerts_then_resolve(
     started_again: list[str],
 ) -> None:
     quiet({"PostgresqlDown", "PgbouncerDown"})
+
+    def starter(unit: str) -> Callable[[], None]:
+        def start() -> None:
+            sh("db1", f"systemctl start {unit}")
+
+        return start
+
     faults = []
     for unit, alert in (("postgresql@15-main", "PostgresqlDown"), ("pgbouncer", "PgbouncerDown")):
         began = time.time()
         started_again.append(unit)
         sh("db1", f"systemctl stop {unit}")
-        faults.append(
-            Fault(alert, "critical", lambda unit=unit: sh("db1", f"systemctl start {unit}"), began)
-        )
+        faults.append(Fault(alert, "critical", starter(unit), began))
     fire_and_resolve(faults)
