@@ -23,7 +23,8 @@ from pgstack_dashboards.model import (
 )
 
 RATE = "$__rate_interval"
-# alerts/backup.rules.yml: PgDumpTooOld and PgbackrestDiffBackupTooOld (26 h), PgbackrestFullBackupTooOld (8 d).
+# alerts/backup.rules.yml: PgDumpTooOld and PgbackrestDiffBackupTooOld (26 h),
+# PgbackrestFullBackupTooOld (8 d).
 DUMP_MAX_AGE = 93600
 DIFF_MAX_AGE = 93600
 FULL_MAX_AGE = 691200
@@ -308,7 +309,8 @@ POSTGRESQL = Board(
                 ),
                 stat(
                     "Longest query",
-                    "Run time of the longest active query (orange past 5 min: PostgresqlLongQuery).",
+                    "Run time of the longest active query (orange past 5 min: "
+                    "PostgresqlLongQuery).",
                     f"max by (target) (pgstack_postgresql_longest_query_seconds{{{TARGET}}})",
                     "{{target}}",
                     unit="s",
@@ -317,7 +319,8 @@ POSTGRESQL = Board(
                 ),
                 stat(
                     "Longest idle in transaction",
-                    "Time a session has sat idle in a transaction (orange past 2 min: PostgresqlIdleInTransaction).",
+                    "Time a session has sat idle in a transaction (orange past 2 min: "
+                    "PostgresqlIdleInTransaction).",
                     "max by (target) "
                     f"(pgstack_postgresql_longest_idle_in_transaction_seconds{{{TARGET}}})",
                     "{{target}}",
@@ -681,8 +684,7 @@ REDIS = Board(
                 ),
                 stat(
                     "PING",
-                    "Round trip of a PING (orange: /health says slow from 10 ms; red past "
-                    "100 ms).",
+                    "Round trip of a PING (orange: /health says slow from 10 ms; red past 100 ms).",
                     f"max by (target) (pgstack_redis_ping_seconds{{{TARGET}}})",
                     "{{target}}",
                     unit="s",
@@ -858,8 +860,7 @@ BACKUPS = Board(
                 stat(
                     "Last dump duration",
                     "Wall time of the last finished dump attempt.",
-                    "max by (cluster, database) "
-                    f"(pgstack_dump_last_duration_seconds{{{DUMP}}})",
+                    f"max by (cluster, database) (pgstack_dump_last_duration_seconds{{{DUMP}}})",
                     "{{cluster}}/{{database}}",
                     unit="s",
                     steps=(Step(None, BLUE),),
@@ -868,7 +869,7 @@ BACKUPS = Board(
                 stat(
                     "Status files valid",
                     "Do all status files parse (PgstackStatusFileInvalid)?",
-                    f'min(pgstack_status_file_valid{{instance=~"$instance"}})',
+                    'min(pgstack_status_file_valid{instance=~"$instance"})',
                     steps=UP_STEPS,
                     mappings=OK_MAPPINGS,
                     width=6,
@@ -922,7 +923,7 @@ BACKUPS = Board(
                 stat(
                     "pgbackrest info",
                     "Did the exporter's last pgbackrest info run succeed (PgbackrestInfoStale)?",
-                    f'min(pgstack_pgbackrest_info_success{{instance=~"$instance"}})',
+                    'min(pgstack_pgbackrest_info_success{instance=~"$instance"})',
                     steps=UP_STEPS,
                     mappings=OK_MAPPINGS,
                 ),
@@ -930,7 +931,7 @@ BACKUPS = Board(
                     "Info age",
                     "Age of the pgbackrest info answer the panels show (orange past 30 min: "
                     "PgbackrestInfoStale).",
-                    f'max(pgstack_pgbackrest_info_age_seconds{{instance=~"$instance"}})',
+                    'max(pgstack_pgbackrest_info_age_seconds{instance=~"$instance"})',
                     unit="s",
                     steps=above(PGBACKREST_INFO_MAX_AGE),
                 ),

@@ -115,10 +115,7 @@ def panel_builder(panel: Panel, panel_id: int) -> stat.Panel | timeseries.Panel:
         )
         if query.legend:
             target = target.legend_format(query.legend)
-        if panel.kind is Kind.STAT:
-            target = target.instant()
-        else:
-            target = target.range()
+        target = target.instant() if panel.kind is Kind.STAT else target.range()
         builder = builder.with_target(target)
     if panel.mappings:
         builder = builder.mappings(_mappings(panel))
