@@ -20,7 +20,7 @@ from helpers import MON, lab_ssh, prometheus
 pytestmark = pytest.mark.e2e
 
 DASHBOARDS = sorted((Path(__file__).resolve().parents[2] / "dashboards").glob("*.json"))
-# What Grafana puts in place of $__rate_interval at the lab's 15 s scrape interval, rounded up.
+# $__rate_interval: Grafana makes it at least four scrape intervals (the lab scrapes every 10 s).
 RATE_INTERVAL = "5m"
 VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 DRILL_METRIC = re.compile(r"\bpgstack_drill_\w+")
