@@ -103,3 +103,14 @@ def test_panels_fit_the_grid(name: str) -> None:
         grid = panel["gridPos"]
         assert grid["x"] >= 0, panel["title"]
         assert grid["x"] + grid["w"] <= 24, panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(rendered()))
+def test_docs_describe_every_panel(name: str) -> None:
+    docs = (REPO_ROOT / "docs/dashboards.md").read_text()
+    board = boards()[name]
+    assert f"`dashboards/{name}`" in docs
+    missing = [
+        p["title"] for p in panels(board) if f"| {p['title']} | {p['description']} |" not in docs
+    ]
+    assert missing == [], f"docs/dashboards.md lacks panels of {name}"
