@@ -75,8 +75,12 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ansible-lint --nocolor
 	$(BIN)/ruff check scripts exporters tests roles/preflight/test_plugins
 	$(BIN)/ruff format --check scripts exporters tests roles/preflight/test_plugins
-	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill roles/preflight/test_plugins/preflight.py \
-		exporters/pgstack_exporter
+	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards \
+		roles/preflight/test_plugins/preflight.py exporters/pgstack_exporter
+
+.PHONY: dashboards
+dashboards: venv ## regenerate the Grafana dashboards (dashboards/*.json) from scripts/pgstack_dashboards
+	$(PY) -m pgstack_dashboards --output-dir dashboards
 
 .PHONY: unit
 unit: venv ## fast tests: unit and static checks over the repository

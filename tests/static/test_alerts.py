@@ -1,7 +1,9 @@
-"""Static checks over the alert rules: metrics in the exporter's catalogue, runbooks, rule tests."""
+"""Static checks over the alert rules and the dashboards: every metric they name is in the
+exporter's catalogue; the rules' runbooks and rule tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -13,6 +15,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((REPO_ROOT / "alerts").glob("*.rules.yml"))
 TEST_FILES = sorted((REPO_ROOT / "tests/alerts").glob("*.test.yml"))
+DASHBOARD_FILES = sorted((REPO_ROOT / "dashboards").glob("*.json"))
 # The exporter's catalogue; PGSTACK_METRICS_CATALOGUE points at another copy of it.
 CATALOGUE = Path(os.environ.get("PGSTACK_METRICS_CATALOGUE", REPO_ROOT / "docs/metrics.md"))
 METRIC = re.compile(r"\bpgstack_[a-z0-9_]+\b")
@@ -46,13 +49,45 @@ def test_there_are_rules_and_tests() -> None:
     assert ALERTS
 
 
-def test_every_rule_metric_is_in_the_exporter_catalogue() -> None:
+def catalogue() -> set[str]:
+    """The metric names of docs/metrics.md's tables (the exporter's catalogue)."""
     if not CATALOGUE.is_file():
         pytest.skip(f"{CATALOGUE} does not exist (the exporter's metrics catalogue)")
-    catalogue = set(re.findall(r"^\| `(pgstack_[a-z0-9_]+)`", CATALOGUE.read_text(), re.MULTILINE))
-    assert catalogue, f"{CATALOGUE}: no metric table rows found"
-    used = {(rule["alert"], name) for rule in rules() for name in METRIC.findall(rule["expr"])}
-    unknown = sorted(f"{alert}: {name}" for alert, name in used if name not in catalogue)
+    names = set(re.findall(r"^\| `(pgstack_[a-z0-9_]+)`", CATALOGUE.read_text(), re.MULTILINE))
+    assert names, f"{CATALOGUE}: no metric table rows found"
+    return names
+
+
+def dashboard_expressions() -> list[tuple[str, str]]:
+    """(where, expr) for every query of dashboards/*.json: panel targets and variable queries."""
+    out: list[tuple[str, str]] = []
+    for path in DASHBOARD_FILES:
+        board = json.loads(path.read_text())
+        for variable in board["templating"]["list"]:
+            query = variable.get("query")
+            if isinstance(query, dict):
+                out.append((f"{path.name}: variable {variable['name']}", query["query"]))
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                out.append((f"{path.name}: {panel['title']}", target["expr"]))
+    return out
+
+
+def expressions() -> list[tuple[str, str]]:
+    """Every PromQL expression of the repository: alert rules, then dashboard queries."""
+    return [(f"alert {rule['alert']}", rule["expr"]) for rule in rules()] + dashboard_expressions()
+
+
+def test_there_are_dashboard_expressions() -> None:
+    assert DASHBOARD_FILES
+    assert dashboard_expressions()
+
+
+def test_every_metric_is_in_the_exporter_catalogue() -> None:
+    """Alert rules and dashboards name only metrics the exporter emits."""
+    known = catalogue()
+    used = {(where, name) for where, expr in expressions() for name in METRIC.findall(expr)}
+    unknown = sorted(f"{where}: {name}" for where, name in used if name not in known)
     assert unknown == []
 
 
