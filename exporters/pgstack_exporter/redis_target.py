@@ -32,7 +32,9 @@ BLOCKED = gauge("redis_blocked_clients", "Clients in a blocking call (BLPOP, WAI
 MAXCLIENTS = gauge("redis_max_clients", "The maxclients setting.", *T)
 REJECTED = counter("redis_rejected_connections", "Connections refused because of maxclients.", *T)
 COMMANDS = counter("redis_commands_processed", "Commands processed.", *T)
-DB_KEYS = gauge("redis_db_keys", "Keys in a logical database.", *T, "db")
+DB_KEYS = gauge(
+    "redis_db_keys", "Keys in a logical database (db0 always, 0 when empty).", *T, "db"
+)
 RDB_LAST_SAVE = gauge(
     "redis_rdb_last_save_timestamp_seconds", "When the last RDB snapshot was saved.", *T
 )
@@ -197,9 +199,12 @@ class RedisTarget(Target):
         ok = 1.0 if info.get("rdb_last_bgsave_status") == "ok" else 0.0
         out.append(sample(RDB_LAST_OK, ok, target=self.name))
         out.append(sample(PING, ping, target=self.name))
+        # INFO lists a database only while it holds keys; db0, the default, is always reported.
+        keys = {"db0": 0.0}
         for key, value in info.items():
             if key.startswith("db") and key[2:].isdigit() and isinstance(value, dict):
-                out.append(sample(DB_KEYS, float(value.get("keys", 0)), target=self.name, db=key))
+                keys[key] = float(value.get("keys", 0))
+        out += [sample(DB_KEYS, n, target=self.name, db=db) for db, n in keys.items()]
         return out
 
     def _health(self, info: dict[str, Any], ping: float) -> Health:

@@ -743,7 +743,7 @@ REDIS = Board(
                 series(
                     "Keys",
                     "Keys per logical database.",
-                    Query(f"pgstack_redis_db_keys{{{TARGET}}}", "{{target}} db{{db}}"),
+                    Query(f"pgstack_redis_db_keys{{{TARGET}}}", "{{target}} {{db}}"),
                     min_value=0,
                 ),
                 series(

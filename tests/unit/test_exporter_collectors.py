@@ -457,3 +457,10 @@ def test_concurrent_scrapes_share_one_connection() -> None:
         assert len(sql.sessions) == 1
     finally:
         exporter.close()
+
+
+def test_redis_db0_is_reported_as_zero_when_redis_holds_no_key() -> None:
+    # INFO's keyspace section lists only databases that hold keys.
+    info = {k: val for k, val in REDIS_INFO.items() if not k.startswith("db")}
+    _exp, reg = registry_of(config(redis=[REDIS]), redis=FakeRedisConnector(info))
+    assert reg.get_sample_value("pgstack_redis_db_keys", {"target": "db1", "db": "db0"}) == 0
