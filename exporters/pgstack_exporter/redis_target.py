@@ -32,9 +32,7 @@ BLOCKED = gauge("redis_blocked_clients", "Clients in a blocking call (BLPOP, WAI
 MAXCLIENTS = gauge("redis_max_clients", "The maxclients setting.", *T)
 REJECTED = counter("redis_rejected_connections", "Connections refused because of maxclients.", *T)
 COMMANDS = counter("redis_commands_processed", "Commands processed.", *T)
-DB_KEYS = gauge(
-    "redis_db_keys", "Keys in a logical database (db0 always, 0 when empty).", *T, "db"
-)
+DB_KEYS = gauge("redis_db_keys", "Keys in a logical database (db0 always, 0 when empty).", *T, "db")
 RDB_LAST_SAVE = gauge(
     "redis_rdb_last_save_timestamp_seconds", "When the last RDB snapshot was saved.", *T
 )
