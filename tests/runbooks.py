@@ -42,6 +42,8 @@ PLACEHOLDERS: dict[str, str] = {
 }
 
 FENCE = "```"
+# Info strings of command blocks the convention would not see: a runbook writes them as ```sh.
+SHELL_ALIASES = frozenset({"", "bash", "shell", "console", "shell-session"})
 PLACEHOLDER = re.compile(r"<[a-z][A-Za-z ]*>")
 
 
@@ -96,7 +98,7 @@ def parse(path: Path) -> list[Block]:
     """The sh blocks of one runbook; ConventionError names the first one that breaks the rules."""
     lines = path.read_text().splitlines()
     blocks: list[Block] = []
-    where = path.relative_to(REPO_ROOT)
+    where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     number = 0
     while number < len(lines):
         opening = lines[number]
@@ -107,6 +109,10 @@ def parse(path: Path) -> list[Block]:
         end = next((n for n in range(number + 1, len(lines)) if lines[n] == FENCE), None)
         if end is None:
             raise ConventionError(f"{where}:{number + 1}: a code block that is never closed")
+        if info in SHELL_ALIASES:
+            raise ConventionError(
+                f"{where}:{number + 1}: commands go in ```sh blocks, not {opening!r}"
+            )
         if info == "sh":
             before = [line for line in lines[:number] if line.strip()]
             sentence = before[-1].strip() if before else ""
