@@ -1,8 +1,9 @@
 """Every command block of the alert runbooks runs as written on the lab and succeeds.
 
 The blocks are read from docs/runbooks/*.md (tests/runbooks.py, the convention of docs/alerts.md),
-their placeholders replaced with the lab's values, and each command line run on the host the
-sentence before its block names, as root, in one ssh call per lab host for all the blocks it runs.
+their placeholders replaced with the lab's values, and each command line run as root on the host
+the sentence before its block names, in one ssh call per lab host for all the blocks it runs; every
+unit a block names must exist there (journalctl and systemctl list-timers answer 0 for any name).
 On a healthy lab every Confirm command exits 0 (pipelines with pipefail). Passwords reach the
 commands the way the tools read them without a terminal: psql from PGPASSWORD, redis-cli
 --askpass from stdin; they are never in argv and must not appear in the output.
@@ -34,6 +35,8 @@ TLS_PORT = 8432
 # One command's bound; a Confirm command answers in seconds.
 COMMAND_TIMEOUT = 60
 PSQL_USER = re.compile(r"\buser=(\w+)")
+# Units a command names: journalctl and systemctl answer 0 for a unit that does not exist.
+UNIT = re.compile(r"(?:journalctl -u|systemctl (?:status|list-timers)) ([\w@.-]+)(?=\s|$)")
 REDIS_USER = re.compile(r"--user\s+(\S+)")
 
 
@@ -103,6 +106,12 @@ def runs(block: Block) -> list[Run]:
     if block.placeholders & {"<host>", "<host FQDN>"}:
         instances = list(exporter_hosts)
     return [Run(block, host, instance) for host in _hosts(block.groups) for instance in instances]
+
+
+def unit_checks(block: Block) -> list[str]:
+    """A command per unit the block names that fails when the unit does not exist on the host."""
+    units = dict.fromkeys(name for command in block.commands for name in UNIT.findall(command))
+    return [f"systemctl cat {unit} >/dev/null" for unit in units]
 
 
 def credentials(command: str, secret: Callable[[str], str]) -> tuple[str | None, str | None]:
@@ -183,7 +192,7 @@ def outcomes(
     for block in selected:
         for run in runs(block):
             values = lab_values(run.instance)
-            for command in block.commands:
+            for command in [*block.commands, *unit_checks(block)]:
                 per_host.setdefault(run.host, []).append((run, substitute(command, values)))
     with ThreadPoolExecutor(max_workers=len(per_host) or 1) as pool:
         futures = {
