@@ -41,6 +41,13 @@ def lab_host(name: str) -> LabHost:
     raise LookupError(f"no host {name} in inventory/lab/hosts.yml")
 
 
+def group_hosts(group: str) -> list[str]:
+    """The inventory names of a group's hosts, in inventory order."""
+    top = _lab_inventory_data()["all"]
+    assert isinstance(top, dict)
+    return list((top["children"].get(group) or {}).get("hosts") or {})
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

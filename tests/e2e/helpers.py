@@ -156,15 +156,24 @@ def make_foreign_ca(directory: Path) -> Path:
 
 
 def lab_ssh(
-    host: str, command: str, *, stdin: str | None = None, timeout: float = 120
+    host: str,
+    command: str,
+    *,
+    stdin: str | None = None,
+    timeout: float = 120,
+    errors: str = "strict",
 ) -> subprocess.CompletedProcess[str]:
-    """Run a shell command as root on a lab host (pgstack-lab ssh); secrets go through stdin."""
+    """Run a shell command as root on a lab host (pgstack-lab ssh); secrets go through stdin.
+
+    errors="replace" reads output that may hold binary bytes (a TLS server's answer).
+    """
     tool = Path(sys.executable).parent / "pgstack-lab"
     return subprocess.run(
         [str(tool), "ssh", host, command],
         input=stdin,
         capture_output=True,
         text=True,
+        errors=errors,
         timeout=timeout,
         check=False,
     )

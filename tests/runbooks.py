@@ -1,0 +1,141 @@
+"""The command blocks of the alert runbooks (docs/runbooks/*.md) and the convention they follow
+(docs/alerts.md, "Runbooks"): the sentence before a block names the host it runs on, and the
+block's only placeholders are the documented ones.
+
+Shared by tests/static/test_runbooks.py (every block follows the convention) and
+tests/e2e/test_runbooks.py (every block runs as written on the lab).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RUNBOOKS = REPO_ROOT / "docs/runbooks"
+# Step-by-step procedures that change the system; tested by their own modules.
+PROCEDURES = frozenset({"migration-rollback.md"})
+
+# The sentence right before a block -> the inventory groups whose hosts run it.
+HOSTS: dict[str, tuple[str, ...]] = {
+    "On the database host:": ("postgres",),
+    "On the PgBouncer host:": ("pgbouncer",),
+    "On the Redis host:": ("redis",),
+    "On the backup host:": ("backup",),
+    "On the monitoring host:": ("monitoring",),
+    # The exporter's host that raised the alert: every host the exporter runs on.
+    "On the alert's host (its `instance` label):": ("postgres", "pgbouncer", "redis", "backup"),
+}
+
+# Placeholder -> what an operator puts there (the alert's labels name most of them).
+PLACEHOLDERS: dict[str, str] = {
+    "<host>": "the alert's host, its `instance` label (an inventory host name)",
+    "<host FQDN>": "the FQDN of `<host>` (the name its certificates carry)",
+    "<port>": "the port of the alert's `address` label (the TLS endpoint on `<host>`)",
+    "<db host FQDN>": "the FQDN of the database host (PostgreSQL)",
+    "<pgbouncer host FQDN>": "the FQDN of the PgBouncer host",
+    "<redis host FQDN>": "the FQDN of the Redis host",
+    "<cluster>": "the inventory name of the database host (labels `cluster`, `target`)",
+    "<database>": "a database name (label `database`)",
+    "<file>": "a status file name (label `file`)",
+}
+
+FENCE = "```"
+# Info strings of command blocks the convention would not see: a runbook writes them as ```sh.
+SHELL_ALIASES = frozenset({"", "bash", "shell", "console", "shell-session"})
+PLACEHOLDER = re.compile(r"<[a-z][A-Za-z ]*>")
+
+
+class ConventionError(ValueError):
+    """A block of a runbook that the convention cannot run unambiguously."""
+
+
+@dataclass(frozen=True)
+class Block:
+    runbook: str  # the alert name (file name without .md)
+    index: int  # 1-based among the runbook's sh blocks
+    line: int  # line number of the opening fence
+    host: str  # the sentence that names the host
+    commands: tuple[str, ...]  # one per command line, continuation lines joined
+
+    @property
+    def id(self) -> str:
+        return f"{self.runbook}-{self.index}"
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return HOSTS[self.host]
+
+    @property
+    def placeholders(self) -> set[str]:
+        return {name for command in self.commands for name in PLACEHOLDER.findall(command)}
+
+
+def runbook_files() -> list[Path]:
+    return sorted(p for p in RUNBOOKS.glob("*.md") if p.name not in PROCEDURES)
+
+
+def _commands(lines: list[str]) -> tuple[str, ...]:
+    """Command lines of a block: comments and blank lines dropped, `\\` continuations joined."""
+    commands: list[str] = []
+    pending = ""
+    for raw in lines:
+        line = raw.rstrip()
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        commands.append(pending + line)
+        pending = ""
+    if pending:
+        commands.append(pending)
+    return tuple(commands)
+
+
+def parse(path: Path) -> list[Block]:
+    """The sh blocks of one runbook; ConventionError names the first one that breaks the rules."""
+    lines = path.read_text().splitlines()
+    blocks: list[Block] = []
+    where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    number = 0
+    while number < len(lines):
+        opening = lines[number]
+        if not opening.startswith(FENCE):
+            number += 1
+            continue
+        info = opening[len(FENCE) :].strip()
+        end = next((n for n in range(number + 1, len(lines)) if lines[n] == FENCE), None)
+        if end is None:
+            raise ConventionError(f"{where}:{number + 1}: a code block that is never closed")
+        if info in SHELL_ALIASES:
+            raise ConventionError(
+                f"{where}:{number + 1}: commands go in ```sh blocks, not {opening!r}"
+            )
+        if info == "sh":
+            before = [line for line in lines[:number] if line.strip()]
+            sentence = before[-1].strip() if before else ""
+            if sentence not in HOSTS:
+                known = ", ".join(f'"{s}"' for s in HOSTS)
+                raise ConventionError(
+                    f"{where}:{number + 1}: the line before the block is {sentence!r}, "
+                    f"not one that names its host ({known})"
+                )
+            commands = _commands(lines[number + 1 : end])
+            if not commands:
+                raise ConventionError(f"{where}:{number + 1}: a block without a command")
+            block = Block(path.stem, len(blocks) + 1, number + 1, sentence, commands)
+            unknown = sorted(block.placeholders - PLACEHOLDERS.keys())
+            if unknown:
+                raise ConventionError(
+                    f"{where}:{number + 1}: unknown placeholders {unknown} "
+                    f"(known: {sorted(PLACEHOLDERS)})"
+                )
+            blocks.append(block)
+        number = end + 1
+    return blocks
+
+
+def all_blocks() -> list[Block]:
+    return [block for path in runbook_files() for block in parse(path)]
