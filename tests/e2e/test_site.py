@@ -1,7 +1,10 @@
 """The whole site converges, a second converge changes nothing, `--check --diff` on the converged
 lab changes nothing, and no lab secret appears in any of their output (task results, diffs).
 
-The module converges first itself, so it holds whatever the lab went through before it.
+The module converges first itself, so it holds whatever the lab went through before it. When
+that converge already changes nothing (the lab was converged and nothing has touched it since, as
+right after `make lab`: conftest.py runs this module first), it is the second converge, and the
+module does not run a third.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import assert_nothing_changed
+from helpers import assert_nothing_changed, parse_recap
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +26,10 @@ PLAYBOOK = "playbooks/site.yml"
 def runs(ansible_playbook: Playbook) -> dict[str, subprocess.CompletedProcess[str]]:
     first = ansible_playbook(playbook=PLAYBOOK)
     assert first.returncode == 0, first.stdout[-5000:]
+    converged = not any(counts["changed"] for counts in parse_recap(first.stdout).values())
     return {
         "converge": first,
-        "second": ansible_playbook(playbook=PLAYBOOK),
+        "second": first if converged else ansible_playbook(playbook=PLAYBOOK),
         "check": ansible_playbook(playbook=PLAYBOOK, check=True),
     }
 
