@@ -72,7 +72,8 @@ def add_parser(commands: Any) -> None:
 @dataclass(frozen=True)
 class Plan:
     dbname: str
-    host: str
+    host: str  # host:port, for messages
+    first: str  # the database of --dbname, which lists the others
     started_at: datetime
     disaster: datetime
     phases: tuple[Phase, ...]
@@ -123,8 +124,8 @@ def parse_phases(items: list[str], started_at: datetime, now: datetime) -> tuple
     return tuple(phases)
 
 
-def dbname_host(dbname: str) -> str:
-    """``host:port`` a conninfo names (for messages), refusing one libpq cannot parse."""
+def dbname_target(dbname: str) -> tuple[str, str]:
+    """``host:port`` (for messages) and the database of a conninfo, refusing a malformed one."""
     from psycopg import ProgrammingError  # noqa: PLC0415
     from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
 
@@ -135,13 +136,13 @@ def dbname_host(dbname: str) -> str:
     if params.get("password"):
         raise UsageError("--dbname: no password on the command line; use a passfile")
     host = str(params.get("host") or params.get("hostaddr") or "the local socket")
-    return f"{host}:{params.get('port') or 5432}"
+    return f"{host}:{params.get('port') or 5432}", str(params.get("dbname") or "postgres")
 
 
 def parse_plan(args: argparse.Namespace, now: datetime) -> Plan:
     """Every option checked (exit 2 naming it) before anything is written."""
     dbname = pg.checked_dbname(args.dbname)
-    host = dbname_host(dbname)
+    host, first = dbname_target(dbname)
     started_at = parse_utc(args.started_at, "--started-at")
     if started_at > now + CLOCK_TOLERANCE:
         raise UsageError(f"--started-at: in the future (now {format_time(now)})")
@@ -154,15 +155,24 @@ def parse_plan(args: argparse.Namespace, now: datetime) -> Plan:
                 "(the host is lost before its rebuild begins)"
             )
     phases = parse_phases(args.phase, started_at, now)
-    return Plan(dbname, host, started_at, disaster, phases, verification.parse(args))
+    return Plan(dbname, host, first, started_at, disaster, phases, verification.parse(args))
 
 
-def run(args: argparse.Namespace, clock: Clock | None = None) -> ExitCode:
+def run(
+    args: argparse.Namespace,
+    clock: Clock | None = None,
+    connect: verification.Connect | None = None,
+) -> ExitCode:
+    """The command; ``clock`` and ``connect`` (the rebuilt cluster's sessions) for tests."""
     clock = clock or SystemClock()
     plan = parse_plan(args, clock.now())
     options = Options.from_args("rebuild", args, None, scratch=False)
+    sessions = connect or connector(plan.dbname)
     return execute(
-        options, lambda drill: run_body(drill, plan), clock=clock, started_at=plan.started_at
+        options,
+        lambda drill: run_body(drill, plan, sessions),
+        clock=clock,
+        started_at=plan.started_at,
     )
 
 
@@ -215,15 +225,11 @@ def measure_rpo(plan: Plan, newest: datetime | None) -> tuple[float | None, str]
     return verification.rpo(plan.disaster, newest)
 
 
-def run_body(drill: Drill, plan: Plan) -> Outcome:
+def run_body(drill: Drill, plan: Plan, connect: verification.Connect) -> Outcome:
     for phase in plan.phases:
         drill.timer.record(phase)
-    connect = connector(plan.dbname)
     with drill.phase(VERIFY):
-        from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
-
-        first = str(conninfo_to_dict(plan.dbname).get("dbname") or "postgres")
-        source = server_facts(connect, first, plan.host)
+        source = server_facts(connect, plan.first, plan.host)
         source["disaster_time"] = format_time(plan.disaster)
         drill.facts["source"] = source
         problems = []
@@ -232,7 +238,7 @@ def run_body(drill: Drill, plan: Plan) -> Outcome:
         verified = verification.verify(
             connect,
             plan.expectations,
-            first=first,
+            first=plan.first,
             where="the rebuilt cluster",
             problems=problems,
             step=lambda text: drill.progress.probe(lambda: text),
