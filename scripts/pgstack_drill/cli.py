@@ -1,7 +1,8 @@
-"""pgstack-drill: restore drills (``logical``, ``pitr``), helpers (``workload``, ``heartbeat``).
+"""pgstack-drill: drills (``logical``, ``pitr``, ``rebuild``) and helpers (workload, heartbeat).
 
 Exit codes: 0 passed, 1 verification failed or an objective missed, 2 usage, 3 precondition (no
-backup, a live target, no disk, another drill running), 4 unexpected (SIGTERM included).
+backup, a live target, no disk, another drill running, the rebuilt host unreachable), 4
+unexpected (SIGTERM included).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pgstack_drill import heartbeat, logical, pitr, workload
+from pgstack_drill import heartbeat, logical, pitr, rebuild, workload
 from pgstack_drill.errors import DrillError, ExitCode
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (logical, pitr, workload, heartbeat):
+    for module in (logical, pitr, rebuild, workload, heartbeat):
         module.add_parser(commands)
     return parser
 

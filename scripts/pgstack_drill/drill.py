@@ -1,9 +1,10 @@
 """What every drill shares: options, timing, progress, signals, verdict, reports, status, cleanup.
 
-A drill body (``logical.run_body``, ``pitr.run_body``) does its phases in a :class:`Drill` and
-returns an :class:`Outcome`; :func:`execute` turns that (or the exception that ended the body) into
-the verdict against the objectives, the reports, the status file and the exit code, and removes
-the scratch state whatever happened.
+A drill body (``logical.run_body``, ``pitr.run_body``, ``rebuild.run_body``) does its phases in a
+:class:`Drill` and returns an :class:`Outcome`; :func:`execute` turns that (or the exception that
+ended the body) into the verdict against the objectives, the reports, the status file and the exit
+code, and removes the scratch state whatever happened. A drill that restores nothing (rebuild)
+has no scratch options: no scratch directory, lock or cleanup.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -39,33 +41,17 @@ RPO_OBJECTIVE = 300.0
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the drills that restore into a scratch cluster (logical, pitr)."""
+    add_report_arguments(parser)
+    add_scratch_arguments(parser)
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every drill takes: what is drilled, where results go, the objectives."""
     parser.add_argument(
         "--cluster",
         required=True,
         help="inventory name of the database host whose backup is drilled",
-    )
-    parser.add_argument(
-        "--scratch-dir",
-        type=Path,
-        default=DEFAULT_SCRATCH,
-        help=f"where scratch clusters are made (default {DEFAULT_SCRATCH})",
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"port of the scratch postmaster, must be free (default {DEFAULT_PORT})",
-    )
-    parser.add_argument(
-        "--bin-dir",
-        type=Path,
-        default=DEFAULT_BIN,
-        help=f"PostgreSQL server binaries (default {DEFAULT_BIN})",
-    )
-    parser.add_argument(
-        "--os-user",
-        default="postgres",
-        help="owner of the scratch cluster when run as root (default postgres)",
     )
     parser.add_argument(
         "--reports-dir",
@@ -101,40 +87,77 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scratch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scratch-dir",
+        type=Path,
+        default=DEFAULT_SCRATCH,
+        help=f"where scratch clusters are made (default {DEFAULT_SCRATCH})",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port of the scratch postmaster, must be free (default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=DEFAULT_BIN,
+        help=f"PostgreSQL server binaries (default {DEFAULT_BIN})",
+    )
+    parser.add_argument(
+        "--os-user",
+        default="postgres",
+        help="owner of the scratch cluster when run as root (default postgres)",
+    )
+
+
+@dataclass(frozen=True)
+class ScratchOptions:
+    """Where a restoring drill makes its scratch cluster."""
+
+    root: Path
+    port: int
+    bin_dir: Path
+    os_user: str
+
+
 @dataclass(frozen=True)
 class Options:
     kind: str
     cluster: str
     database: str | None
-    scratch_root: Path
-    port: int
-    bin_dir: Path
-    os_user: str
     reports_dir: Path
     status_dir: Path
     rto_objective: float
     rpo_objective: float
     progress: bool | None
+    scratch: ScratchOptions | None  # None: the drill restores nothing (rebuild)
 
     @classmethod
-    def from_args(cls, kind: str, args: argparse.Namespace, database: str | None) -> Options:
-        if not 1024 <= args.port <= 65535:
-            raise UsageError("--port: expected 1024..65535")
+    def from_args(
+        cls, kind: str, args: argparse.Namespace, database: str | None, *, scratch: bool = True
+    ) -> Options:
         if args.rto_objective <= 0 or args.rpo_objective <= 0:
             raise UsageError("objectives must be positive numbers of seconds")
+        scratch_options = None
+        if scratch:
+            if not 1024 <= args.port <= 65535:
+                raise UsageError("--port: expected 1024..65535")
+            scratch_options = ScratchOptions(
+                root=args.scratch_dir, port=args.port, bin_dir=args.bin_dir, os_user=args.os_user
+            )
         return cls(
             kind=kind,
             cluster=args.cluster,
             database=database,
-            scratch_root=args.scratch_dir,
-            port=args.port,
-            bin_dir=args.bin_dir,
-            os_user=args.os_user,
             reports_dir=args.reports_dir,
             status_dir=args.status_dir,
             rto_objective=args.rto_objective,
             rpo_objective=args.rpo_objective,
             progress=args.progress,
+            scratch=scratch_options,
         )
 
 
@@ -175,28 +198,35 @@ class Drill:
 
         return probe
 
+    @property
+    def scratch_options(self) -> ScratchOptions:
+        if self.options.scratch is None:
+            raise RuntimeError(f"a {self.options.kind} drill has no scratch options")
+        return self.options.scratch
+
     def new_scratch(self, timezone: str = "UTC") -> Scratch:
+        settings = self.scratch_options
         self.scratch = Scratch.create(
-            self.options.scratch_root,
+            settings.root,
             self.options.kind,
             self.timer.started_at,
             runner=self.runner,
-            bin_dir=self.options.bin_dir,
-            port=self.options.port,
+            bin_dir=settings.bin_dir,
+            port=settings.port,
             timezone=timezone,
         )
         return self.scratch
 
 
-def preflight(options: Options) -> None:
-    """The checks every drill makes before it creates anything."""
-    root = options.scratch_root
+def preflight(settings: ScratchOptions) -> None:
+    """The checks every restoring drill makes before it creates anything."""
+    root = settings.root
     if not root.is_dir():
         raise PreconditionError(f"--scratch-dir {root}: not a directory")
-    scratch.check_target(root, options.port)
-    if not (options.bin_dir / "pg_ctl").is_file():
+    scratch.check_target(root, settings.port)
+    if not (settings.bin_dir / "pg_ctl").is_file():
         raise PreconditionError(
-            f"--bin-dir {options.bin_dir}: no pg_ctl (PostgreSQL server package)"
+            f"--bin-dir {settings.bin_dir}: no pg_ctl (PostgreSQL server package)"
         )
 
 
@@ -247,11 +277,13 @@ def _guarded(
     drill: Drill, body: Callable[[Drill], Outcome]
 ) -> tuple[Outcome | None, str | None, ExitCode]:
     """Run the body with the checks before and the cleanup after; map what ended it to a code."""
-    options = drill.options
+    settings = drill.options.scratch
     try:
-        preflight(options)
-        with scratch.locked(options.scratch_root):
-            stale = scratch.remove_stale(options.scratch_root)
+        if settings is None:
+            return body(drill), None, ExitCode.OK
+        preflight(settings)
+        with scratch.locked(settings.root):
+            stale = scratch.remove_stale(settings.root)
             if stale:
                 log.warning("removed scratch left by an earlier drill: %s", ", ".join(stale))
             try:
@@ -274,10 +306,12 @@ def execute(
     body: Callable[[Drill], Outcome],
     clock: Clock | None = None,
     stream: Any = None,
+    started_at: datetime | None = None,
 ) -> ExitCode:
+    """Run ``body``; ``started_at``, when given, is when the drill began (before this process)."""
     clock = clock or SystemClock()
-    runner = Runner(options.os_user)
-    timer = PhaseTimer(clock)
+    runner = Runner(options.scratch.os_user if options.scratch else "postgres")
+    timer = PhaseTimer(clock, started_at)
     progress = Progress(timer.elapsed, stream=stream, enabled=options.progress)
     drill = Drill(options=options, clock=clock, timer=timer, progress=progress, runner=runner)
     status_file = status.status_path(options.status_dir, options.cluster, options.kind)
@@ -303,6 +337,8 @@ def execute(
         missed = verdict(options, outcome)
         if missed:
             error, code = "; ".join(missed), ExitCode.VERIFICATION_FAILED
+    if error is not None:
+        log.error("%s drill of %s: %s", options.kind, options.cluster, error)
     finished_at = clock.now().replace(microsecond=0)
     result: status.Result = {ExitCode.OK: "passed", ExitCode.VERIFICATION_FAILED: "failed"}.get(
         code, "error"

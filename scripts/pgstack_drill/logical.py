@@ -126,7 +126,7 @@ def run_body(
             "tables": len(manifest.tables),
         }
         needed = manifest.size_bytes * (RESTORE_FACTOR + 1) + CLUSTER_BYTES
-        scratch.check_disk(drill.options.scratch_root, needed)
+        scratch.check_disk(drill.scratch_options.root, needed)
         work = drill.new_scratch(timezone)
         copied = fetch(manifest, dump_dir, work.root / "dump")
         drill.timer.note(f"{human_bytes(copied)} from {dump_dir.name}")

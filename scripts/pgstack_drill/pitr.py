@@ -12,23 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pgstack_drill import pg, scratch
+from pgstack_drill import pg, scratch, verification
 from pgstack_drill.drill import Drill, Options, Outcome, add_common_arguments, execute
 from pgstack_drill.errors import ExitCode, PreconditionError, UsageError, VerificationFailed
 from pgstack_drill.progress import human_bytes
-from pgstack_drill.schema import HEARTBEAT_NEWEST
 from pgstack_drill.status import format_time
 
 log = logging.getLogger(__name__)
 
-EXPECT_TABLE = re.compile(r"^(?P<db>[^:]+):(?P<schema>[^.]+)\.(?P<table>.+)$")
 # pg_controldata lines whose values a hot standby needs at least (else recovery stops).
 CONTROL_SETTINGS = {
     "max_connections setting": "max_connections",
@@ -85,25 +82,7 @@ def add_parser(commands: Any) -> None:
         help="the simulated disaster, for the RPO "
         "(ISO 8601; default: the drill's start when recovering to the end)",
     )
-    parser.add_argument(
-        "--heartbeat-database",
-        default="postgres",
-        help="database holding pgstack_heartbeat (default postgres)",
-    )
-    parser.add_argument(
-        "--expect-table",
-        action="append",
-        default=[],
-        metavar="DB:SCHEMA.TABLE",
-        help="a table that must exist after recovery (repeatable; rows are counted)",
-    )
-    parser.add_argument(
-        "--check",
-        action="append",
-        default=[],
-        metavar="DB:SQL",
-        help="a query that must return true after recovery (repeatable)",
-    )
+    verification.add_arguments(parser, "after recovery")
     parser.add_argument(
         "--recovery-timeout",
         type=float,
@@ -125,24 +104,6 @@ def _aware(text: str, option: str) -> datetime:
     return moment
 
 
-def parse_expectations(
-    tables: list[str], checks: list[str]
-) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
-    expected = []
-    for item in tables:
-        match = EXPECT_TABLE.match(item)
-        if match is None:
-            raise UsageError(f"--expect-table: expected DB:SCHEMA.TABLE, got {item!r}")
-        expected.append((match["db"], match["schema"], match["table"]))
-    parsed_checks = []
-    for item in checks:
-        database, _, query = item.partition(":")
-        if not database or not query.strip():
-            raise UsageError(f"--check: expected DB:SQL, got {item!r}")
-        parsed_checks.append((database, query.strip()))
-    return expected, parsed_checks
-
-
 def run(args: argparse.Namespace) -> ExitCode:
     if args.target_time:
         _aware(args.target_time, "--target-time")
@@ -152,7 +113,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     else:
         target = Target("end")
     disaster = _aware(args.disaster_time, "--disaster-time") if args.disaster_time else None
-    expected, checks = parse_expectations(args.expect_table, args.check)
+    expectations = verification.parse(args)
     if args.recovery_timeout <= 0:
         raise UsageError("--recovery-timeout: expected a positive number of seconds")
     options = Options.from_args("pitr", args, None)
@@ -164,9 +125,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         target,
         args.backup_set,
         disaster,
-        args.heartbeat_database,
-        expected,
-        checks,
+        expectations,
         args.recovery_timeout,
     )
     return execute(options, lambda drill: run_body(drill, plan))
@@ -178,9 +137,7 @@ class Plan:
     target: Target
     backup_set: str | None
     disaster: datetime | None
-    heartbeat_database: str
-    expected: list[tuple[str, str, str]]
-    checks: list[tuple[str, str]]
+    expectations: verification.Expectations
     recovery_timeout: float
 
 
@@ -239,7 +196,7 @@ def run_body(drill: Drill, plan: Plan) -> Outcome:
             "database_size_bytes": size,
             "target": plan.target.describe(),
         }
-        scratch.check_disk(drill.options.scratch_root, int(size * 1.3) + SPARE_BYTES)
+        scratch.check_disk(drill.scratch_options.root, int(size * 1.3) + SPARE_BYTES)
         work = drill.new_scratch()
         drill.timer.note(f"backup {backup.get('label')}, {human_bytes(size)}")
     with drill.phase("restore", drill.scratch_probe()):
@@ -262,22 +219,23 @@ def run_body(drill: Drill, plan: Plan) -> Outcome:
         work.start(timeout=plan.recovery_timeout)
         wait_promoted(work, plan.recovery_timeout)
     with drill.phase("verify"):
-        verification, newest = verify(work, plan)
-        drill.facts["verification"] = verification
-        problems = verification["problems"]
-        drill.timer.note(f"{len(verification['databases'])} databases answered")
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise VerificationFailed(f"verification: {problems[0]}{more}")
+        verified = verification.verify(
+            lambda database: pg.connect(work.conninfo(database)),
+            plan.expectations,
+            step=lambda text: drill.progress.probe(lambda: text),
+        )
+        drill.facts["verification"] = verified.report
+        drill.timer.note(f"{len(verified.report['databases'])} databases answered")
+        verification.raise_problems(verified.report)
     rto = drill.timer.elapsed()
+    newest = verified.newest_heartbeat
     disaster = plan.disaster or (drill.timer.started_at if plan.target.kind == "end" else None)
     rpo = None
     note = ""
     if newest is None:
-        note = f"no pgstack_heartbeat row in database {plan.heartbeat_database}"
+        note = verification.no_heartbeat(plan.expectations)
     elif disaster is not None:
-        rpo = max(0.0, (disaster - newest).total_seconds())
-        note = f"disaster at {format_time(disaster)}, newest heartbeat {newest.isoformat()}"
+        rpo, note = verification.rpo(disaster, newest)
     else:
         note = (
             f"newest heartbeat {newest.isoformat()}; "
@@ -286,7 +244,7 @@ def run_body(drill: Drill, plan: Plan) -> Outcome:
     drill.facts["source"]["newest_heartbeat"] = newest.isoformat() if newest else None
     return Outcome(
         source=drill.facts["source"],
-        verification=verification,
+        verification=verified.report,
         rto_seconds=rto,
         rpo_seconds=rpo,
         rpo_required=disaster is not None,
@@ -308,82 +266,3 @@ def wait_promoted(work: scratch.Scratch, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise VerificationFailed(f"recovery did not finish within {timeout:.0f} s")
         time.sleep(0.2)
-
-
-def verify(work: scratch.Scratch, plan: Plan) -> tuple[dict[str, Any], datetime | None]:
-    problems: list[str] = []
-    databases: dict[str, int] = {}
-    with pg.connect(work.conninfo("postgres")) as conn:
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT datname FROM pg_database "
-                "WHERE datallowconn AND NOT datistemplate ORDER BY 1"
-            ).fetchall()
-        ]
-    for name in names:
-        try:
-            with pg.connect(work.conninfo(name)) as conn:
-                databases[name] = len(
-                    conn.execute(
-                        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE c.relkind IN ('r', 'p') "
-                        "AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-                    ).fetchall()
-                )
-        except Exception as exc:
-            problems.append(f"database {name} does not answer: {str(exc).splitlines()[0]}")
-    tables = [_expected_table(work, item, databases, problems) for item in plan.expected]
-    checks = []
-    for database, query in plan.checks:
-        ok = False
-        try:
-            with pg.connect(work.conninfo(database)) as conn:
-                ok = pg.scalar(conn, query) is True
-        except Exception as exc:
-            problems.append(f"check on {database} failed: {str(exc).splitlines()[0]}")
-        else:
-            if not ok:
-                problems.append(f"check on {database} is not true: {query}")
-        checks.append({"database": database, "sql": query, "ok": ok})
-    newest = None
-    if plan.heartbeat_database in databases:
-        with pg.connect(work.conninfo(plan.heartbeat_database)) as conn:
-            if pg.scalar(conn, "SELECT to_regclass('pgstack_heartbeat') IS NOT NULL"):
-                newest = pg.scalar(conn, HEARTBEAT_NEWEST)
-    verification = {
-        "databases": databases,
-        "tables": tables,
-        "checks": checks,
-        "problems": problems,
-    }
-    return verification, newest
-
-
-def _expected_table(
-    work: scratch.Scratch,
-    item: tuple[str, str, str],
-    databases: dict[str, int],
-    problems: list[str],
-) -> dict[str, Any]:
-    """Whether ``DB:SCHEMA.TABLE`` exists in the restored cluster, and its row count."""
-    from psycopg import sql  # noqa: PLC0415
-
-    database, schema_name, table = item
-    entry: dict[str, Any] = {
-        "table": f"{database}:{schema_name}.{table}",
-        "rows": None,
-        "ok": False,
-    }
-    if database not in databases:
-        problems.append(f"{entry['table']}: database {database} is not in the restored cluster")
-        return entry
-    with pg.connect(work.conninfo(database)) as conn:
-        name = sql.Identifier(schema_name, table).as_string(conn)
-        if not pg.scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (name,)):
-            problems.append(f"{entry['table']}: missing from the restored cluster")
-            return entry
-        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema_name, table))
-        entry["rows"] = pg.scalar(conn, query)
-        entry["ok"] = True
-    return entry

@@ -109,14 +109,23 @@ def write_all(reports_dir: Path, doc: dict[str, Any]) -> Path:
     stem = report_stem(reports_dir, doc)
     json_path = stem.with_suffix(".json")
     write_atomic(json_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
-    history = load_history(reports_dir, doc["cluster"])
+    history = load_history(reports_dir, doc["cluster"], doc["drill"])
     write_atomic(stem.with_suffix(".md"), render_markdown(doc, history).encode())
     write_atomic(stem.with_suffix(".html"), render_html(doc, history).encode())
     return json_path
 
 
-def load_history(reports_dir: Path, cluster: str) -> list[dict[str, Any]]:
-    """Every readable drill report of ``cluster`` in ``reports_dir``, oldest first."""
+def history_group(drill: str) -> str:
+    """Rebuild drills time a whole host's rebuild: their history is kept apart from restores'."""
+    return "rebuild" if drill == "rebuild" else "restore"
+
+
+def load_history(reports_dir: Path, cluster: str, drill: str | None = None) -> list[dict[str, Any]]:
+    """Every readable drill report of ``cluster`` in ``reports_dir``, oldest first.
+
+    With ``drill``, only the reports of its history group: the restore drills (logical, pitr)
+    together, the rebuild drills on their own.
+    """
     history = []
     for path in reports_dir.glob("*.json"):
         try:
@@ -129,6 +138,7 @@ def load_history(reports_dir: Path, cluster: str) -> list[dict[str, Any]]:
             and doc.get("kind") == REPORT_KIND
             and doc.get("cluster") == cluster
             and isinstance(doc.get("started_at"), str)
+            and (drill is None or history_group(str(doc.get("drill"))) == history_group(drill))
         ):
             history.append(doc)
     return sorted(history, key=lambda d: (d["started_at"], d.get("drill", "")))
@@ -142,7 +152,7 @@ def _seconds(value: Any) -> str:
 
 
 def render_markdown(doc: dict[str, Any], history: list[dict[str, Any]]) -> str:
-    lines = [f"# Restore drill: {doc['drill']}, {_target(doc)}", ""]
+    lines = [f"# {_title(doc)}", ""]
     lines += [
         f"**{doc['result'].upper()}** (exit {doc['exit_code']}) on {doc['host']}, "
         f"{doc['started_at']} to {doc['finished_at']}.",
@@ -168,27 +178,28 @@ def render_markdown(doc: dict[str, Any], history: list[dict[str, Any]]) -> str:
         )
     lines += ["", "## Source", ""]
     lines += [f"- {key}: `{value}`" for key, value in sorted(doc.get("source", {}).items())]
-    tables = doc.get("verification", {}).get("tables", [])
+    verification = doc.get("verification", {})
+    if verification:
+        lines += ["", "## Verification"]
+    databases = verification.get("databases", {})
+    if databases:
+        lines += ["", "| database | tables |", "|---|---|"]
+        lines += [f"| {name} | {count} |" for name, count in sorted(databases.items())]
+    tables = verification.get("tables", [])
     if tables:
-        lines += [
-            "",
-            "## Verification",
-            "",
-            "| table | rows | checksum | ok |",
-            "|---|---|---|---|",
-        ]
+        lines += ["", "| table | rows | checksum | ok |", "|---|---|---|---|"]
         for table in tables:
             lines.append(
                 f"| {table['table']} | {table.get('rows')} | {table.get('checksum', '')} | "
                 f"{'yes' if table.get('ok') else '**no**'} |"
             )
-    for problem in doc.get("verification", {}).get("problems", []):
-        lines.append(f"- problem: {problem}")
-    for check in doc.get("verification", {}).get("checks", []):
-        lines.append(
-            f"- check `{check['sql']}` on {check['database']}: "
-            f"{'passed' if check['ok'] else 'FAILED'}"
-        )
+    items = [f"- problem: {problem}" for problem in verification.get("problems", [])]
+    items += [
+        f"- check `{check['sql']}` on {check['database']}: {'passed' if check['ok'] else 'FAILED'}"
+        for check in verification.get("checks", [])
+    ]
+    if items:
+        lines += ["", *items]
     lines += [
         "",
         "## History",
@@ -206,6 +217,12 @@ def render_markdown(doc: dict[str, Any], history: list[dict[str, Any]]) -> str:
 
 def _target(doc: dict[str, Any]) -> str:
     return str(doc["cluster"]) + (f"/{doc['database']}" if doc.get("database") else "")
+
+
+def _title(doc: dict[str, Any]) -> str:
+    if doc["drill"] == "rebuild":
+        return f"Rebuild drill: {_target(doc)}"
+    return f"Restore drill: {doc['drill']}, {_target(doc)}"
 
 
 # --- HTML and SVG
@@ -237,9 +254,9 @@ def render_html(doc: dict[str, Any], history: list[dict[str, Any]]) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Restore drill {e(doc['drill'])} {e(_target(doc))} {e(doc['started_at'])}</title>",
+        f"<title>{e(_title(doc))} {e(doc['started_at'])}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>Restore drill: {e(doc['drill'])}, {e(_target(doc))}</h1>",
+        f"<h1>{e(_title(doc))}</h1>",
         f'<p><span class="verdict" id="verdict" style="background:{colour}">'
         f"{e(doc['result'].upper())}</span> exit {doc['exit_code']} on {e(doc['host'])}, "
         f"{e(doc['started_at'])} to {e(doc['finished_at'])}</p>",
@@ -276,6 +293,16 @@ def render_html(doc: dict[str, Any], history: list[dict[str, Any]]) -> str:
     verification = doc.get("verification", {})
     if verification:
         parts.append("<h2>Verification</h2>")
+        databases = verification.get("databases", {})
+        if databases:
+            parts.append(
+                "<table><tr><th>database</th><th>tables</th></tr>"
+                + "".join(
+                    f"<tr><td>{e(str(name))}</td><td>{e(str(count))}</td></tr>"
+                    for name, count in sorted(databases.items())
+                )
+                + "</table>"
+            )
         tables = verification.get("tables", [])
         if tables:
             parts.append(

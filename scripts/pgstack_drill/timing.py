@@ -51,12 +51,22 @@ class Phase:
 
 
 class PhaseTimer:
-    """Records phases in order; a phase left by an exception is recorded too (up to the failure)."""
+    """Records phases in order; a phase left by an exception is recorded too (up to the failure).
 
-    def __init__(self, clock: Clock, on_phase: Callable[[str], None] | None = None) -> None:
+    Offsets count from ``started_at``: now, or an earlier moment given (a drill that began before
+    this process, such as a rebuild whose first phases a playbook ran).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        started_at: datetime | None = None,
+        on_phase: Callable[[str], None] | None = None,
+    ) -> None:
         self.clock = clock
-        self.started_at = clock.now()
-        self._origin = clock.monotonic()
+        now = clock.now()
+        self.started_at = started_at or now
+        self._origin = clock.monotonic() - (now - self.started_at).total_seconds()
         self.phases: list[Phase] = []
         self.current: str | None = None
         self._details: dict[str, str] = {}
@@ -78,6 +88,10 @@ class PhaseTimer:
                 Phase(name, start, self.elapsed() - start, self._details.pop(name, ""))
             )
             self.current = None
+
+    def record(self, phase: Phase) -> None:
+        """A phase measured elsewhere (offsets from ``started_at``), kept in order."""
+        self.phases.append(phase)
 
     def note(self, detail: str) -> None:
         """A short detail for the running phase (e.g. "12 tables, 48213 rows")."""

@@ -121,15 +121,14 @@ def options(dirs: dict[str, Path], kind: str = "pitr") -> drill.Options:
         kind=kind,
         cluster="db1",
         database=None,
-        scratch_root=dirs["scratch"],
-        port=free_port(),
-        bin_dir=dirs["bin"],
-        os_user="postgres",
         reports_dir=dirs["reports"],
         status_dir=dirs["status"],
         rto_objective=3600,
         rpo_objective=300,
         progress=False,
+        scratch=drill.ScratchOptions(
+            root=dirs["scratch"], port=free_port(), bin_dir=dirs["bin"], os_user="postgres"
+        ),
     )
 
 

@@ -127,7 +127,8 @@ def primary(base_dir: Path) -> Iterator[Primary]:
             "fsync = off\nshared_buffers = 64MB\nmax_wal_size = 256MB\n"
         )
     (data / "pg_hba.conf").write_text(
-        "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+        "local all all trust\nlocal replication all trust\n"
+        "hostssl all all 127.0.0.1/32 scram-sha-256\n"
     )
     log = owned_dir(base_dir / "logs", 0o755) / "primary.log"
     as_postgres(
@@ -166,16 +167,25 @@ def primary(base_dir: Path) -> Iterator[Primary]:
 
 
 @pytest.fixture(scope="session")
-def app_dump(primary: Primary, base_dir: Path) -> Dumps:
-    """The sample workload (3 MiB) in database app, dumped by the real dump tool."""
-    from pgstack_drill.cli import main  # noqa: PLC0415
-
+def backup_passfile(primary: Primary, base_dir: Path) -> Path:
+    """The role pgstack_backup (pg_read_all_data, a password), its libpq passfile."""
     password = secrets.token_urlsafe(24)
-    primary.execute("CREATE ROLE app_owner LOGIN")
-    primary.execute("CREATE DATABASE app OWNER app_owner")
     primary.execute(
         f"CREATE ROLE pgstack_backup LOGIN PASSWORD '{password}' IN ROLE pg_read_all_data"
     )
+    passfile = base_dir / "pgpass"
+    passfile.write_text(f"127.0.0.1:{primary.port}:*:pgstack_backup:{password}\n")
+    passfile.chmod(0o600)
+    return passfile
+
+
+@pytest.fixture(scope="session")
+def app_dump(primary: Primary, base_dir: Path, backup_passfile: Path) -> Dumps:
+    """The sample workload (3 MiB) in database app, dumped by the real dump tool."""
+    from pgstack_drill.cli import main  # noqa: PLC0415
+
+    primary.execute("CREATE ROLE app_owner LOGIN")
+    primary.execute("CREATE DATABASE app OWNER app_owner")
     assert (
         main(
             [
@@ -194,9 +204,6 @@ def app_dump(primary: Primary, base_dir: Path) -> Dumps:
     (root / CLUSTER).mkdir(parents=True)
     status_dir = base_dir / "dump-status"
     status_dir.mkdir()
-    passfile = base_dir / "pgpass"
-    passfile.write_text(f"127.0.0.1:{primary.port}:*:pgstack_backup:{password}\n")
-    passfile.chmod(0o600)
     config = base_dir / "pg_dump.yml"
     config.write_text(
         json.dumps(
@@ -207,7 +214,7 @@ def app_dump(primary: Primary, base_dir: Path) -> Dumps:
                     "host": "127.0.0.1",
                     "port": primary.port,
                     "user": "pgstack_backup",
-                    "passfile": str(passfile),
+                    "passfile": str(backup_passfile),
                     "sslmode": "verify-full",
                     "sslrootcert": str(primary.cert),
                 },
