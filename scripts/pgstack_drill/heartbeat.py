@@ -15,7 +15,7 @@ from typing import Any
 
 from pgstack_drill import pg
 from pgstack_drill.errors import ExitCode, UsageError
-from pgstack_drill.schema import HEARTBEAT_BEAT, HEARTBEAT_SQL
+from pgstack_drill.schema import HEARTBEAT_BEAT, HEARTBEAT_EXISTS, HEARTBEAT_SQL
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ def beat(dbname: str, interval: float, count: int) -> None:
             try:
                 if conn is None:
                     conn = pg.connect(dbname)
-                    conn.execute(HEARTBEAT_SQL)
+                    # CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table
+                    # exists: a role that may only write the row must not run it.
+                    if pg.scalar(conn, HEARTBEAT_EXISTS) is None:
+                        conn.execute(HEARTBEAT_SQL)
                 conn.execute(HEARTBEAT_BEAT)
                 written += 1
             except Exception as exc:

@@ -70,4 +70,5 @@ HEARTBEAT_BEAT = (
     "INSERT INTO pgstack_heartbeat (id, beat_at) VALUES (1, clock_timestamp()) "
     "ON CONFLICT (id) DO UPDATE SET beat_at = EXCLUDED.beat_at"
 )
+HEARTBEAT_EXISTS = "SELECT to_regclass('pgstack_heartbeat')"
 HEARTBEAT_NEWEST = "SELECT max(beat_at) FROM pgstack_heartbeat"

@@ -42,6 +42,7 @@ HOSTS = {
     "pgbackrest": "db1:backup1",
     "pg_dump": "backup1",
     "app_env": "app1",
+    "restore_drill": "db1:backup1",
 }
 
 
@@ -248,6 +249,34 @@ CASES: list[Case] = [
     ),
     case("pg_dump", "password-placeholder", {"pg_dump_password": "example-0123456789abcdef"}),
     case("pg_dump", "database-not-an-identifier", {"pg_dump_databases": ["App"]}),
+    case("restore_drill", "schedule", {"restore_drill_schedule": "quarterly at 6"}),
+    case(
+        "restore_drill",
+        "schedule-two-lines",
+        {"restore_drill_schedule": "*-01,04,07,10-01 06:00:00\nExecStartPre=/bin/true"},
+    ),
+    case("restore_drill", "rto-objective-zero", {"restore_drill_rto_objective_seconds": 0}),
+    case("restore_drill", "rto-objective-text", {"restore_drill_rto_objective_seconds": "1h"}),
+    case("restore_drill", "rpo-objective-negative", {"restore_drill_rpo_objective_seconds": -300}),
+    case(
+        "restore_drill",
+        "rpo-objective-written-with-underscore",
+        {"restore_drill_rpo_objective_seconds": "3_00"},
+    ),
+    case("restore_drill", "timeout-zero", {"restore_drill_timeout_minutes": 0}),
+    case("restore_drill", "port-out-of-range", {"restore_drill_port": 70000}),
+    case("restore_drill", "scratch-dir-relative", {"restore_drill_scratch_dir": "drills/scratch"}),
+    case("restore_drill", "database-not-an-identifier", {"restore_drill_databases": ["App"]}),
+    case("restore_drill", "stanza-with-space", {"restore_drill_stanza": "main db"}),
+    case(
+        "restore_drill",
+        "heartbeat-password-placeholder",
+        {"restore_drill_heartbeat_password": "CHANGE_ME_0123456789"},
+    ),
+    case(
+        "restore_drill", "heartbeat-password-short", {"restore_drill_heartbeat_password": "short"}
+    ),
+    case("restore_drill", "heartbeat-running-text", {"restore_drill_heartbeat_running": "maybe"}),
     case("app_env", "database-host-not-a-name", {"app_env_database_host": "db 1"}),
     case("app_env", "pgbouncer-port-zero", {"app_env_pgbouncer_port": 0}),
     case("app_env", "redis-port-out-of-range", {"app_env_redis_port": 70000}),

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pgstack_drill import drill
+from pgstack_drill import drill, heartbeat, pg
 from pgstack_drill.cli import main
 from pgstack_drill.errors import ExitCode, PreconditionError
 from pgstack_drill.proc import Runner
-from pgstack_drill.schema import JOB_STATUSES
+from pgstack_drill.schema import HEARTBEAT_BEAT, HEARTBEAT_SQL, JOB_STATUSES
 from pgstack_drill.scratch import Scratch
 
 
@@ -192,3 +192,34 @@ def test_a_failing_body_removes_its_scratch_and_records_an_error(
     attempt = last_attempt(dirs)
     assert attempt["result"] == "error"
     assert attempt["exit_code"] == code
+
+
+class _HeartbeatConnection:
+    """Records statements; the table exists or not, as the test says."""
+
+    def __init__(self, table_exists: bool) -> None:
+        self.table_exists = table_exists
+        self.statements: list[str] = []
+
+    def execute(self, query: str, params: object = None) -> _HeartbeatConnection:
+        self.statements.append(query)
+        self._row = ("pgstack_heartbeat",) if self.table_exists else (None,)
+        return self
+
+    def fetchone(self) -> tuple[str | None]:
+        return self._row
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("table_exists", [True, False])
+def test_heartbeat_creates_the_table_only_when_missing(
+    monkeypatch: pytest.MonkeyPatch, table_exists: bool
+) -> None:
+    """A role that may only write the row never runs CREATE TABLE (needs CREATE on the schema)."""
+    conn = _HeartbeatConnection(table_exists)
+    monkeypatch.setattr(pg, "connect", lambda dbname: conn)
+    heartbeat.beat("host=db1 dbname=postgres", interval=0.001, count=2)
+    assert (HEARTBEAT_SQL in conn.statements) is not table_exists
+    assert conn.statements.count(HEARTBEAT_BEAT) == 2
