@@ -9,7 +9,8 @@ controller in the repository's root. The test fills in:
   point name is never reused), `<database>` = app, the FQDNs from inventory/lab;
 - `D`, exported to every block: the directory on the `D=` line section 1's playbook prints;
 - `ssh` on the controller: a command first on PATH that runs `pgstack-lab ssh` on the lab host the
-  FQDN names (root, so the blocks' `sudo` changes nothing).
+  FQDN names (root, so the blocks' `sudo` changes nothing); Ansible keeps the real ssh
+  (ANSIBLE_SSH_EXECUTABLE).
 
 Section 1 runs once for the module (one labelled dump, one restore point), after two tables with
 rows were made by the migration role: 2a's stand-in migration drops one, 2b drops the other after
@@ -24,6 +25,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -108,6 +110,8 @@ class Runner:
         script = self.script(block)
         if block.on_controller:
             env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **self.env)
+            # Ansible keeps the real ssh; the blocks' own ssh is the lab's.
+            env["ANSIBLE_SSH_EXECUTABLE"] = shutil.which("ssh") or "ssh"
             env["PATH"] = f"{self.bin_dir}:{env['PATH']}"
             proc = subprocess.run(
                 ["bash", "-c", script], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
