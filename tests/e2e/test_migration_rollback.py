@@ -108,6 +108,7 @@ class Runner:
     def run(self, block: Block) -> str:
         """Run one block, fail with its output unless every command exited 0; return the output."""
         script = self.script(block)
+        began = time.monotonic()
         if block.on_controller:
             env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **self.env)
             # Ansible keeps the real ssh; the blocks' own ssh is the lab's.
@@ -124,6 +125,7 @@ class Runner:
             command = f"cd / && bash -c {shlex.quote(script)} </dev/null 2>&1"
             proc = lab_ssh(where, command, timeout=BLOCK_TIMEOUT)
         output = proc.stdout + proc.stderr
+        print(f"{RUNBOOK.name}:{block.line} ({where}): {time.monotonic() - began:.1f} s")
         assert proc.returncode == 0, (
             f"{RUNBOOK.relative_to(REPO_ROOT)}:{block.line} ({where}) exit {proc.returncode}\n"
             f"{output[-6000:]}"
