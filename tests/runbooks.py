@@ -1,9 +1,10 @@
-"""The command blocks of the alert runbooks (docs/runbooks/*.md) and the convention they follow
+"""The command blocks of the runbooks (docs/runbooks/*.md) and the convention they follow
 (docs/alerts.md, "Runbooks"): the sentence before a block names the host it runs on, and the
 block's only placeholders are the documented ones.
 
-Shared by tests/static/test_runbooks.py (every block follows the convention) and
-tests/e2e/test_runbooks.py (every block runs as written on the lab).
+Shared by tests/static/test_runbooks.py (every block of every runbook follows the convention),
+tests/e2e/test_runbooks.py (every block of the alert runbooks runs as written on the lab) and the
+e2e modules of the procedures (PROCEDURES: their blocks run in order, section by section).
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CONTROLLER = "On the controller:"
 RUNBOOKS = REPO_ROOT / "docs/runbooks"
-# Step-by-step procedures that change the system; tested by their own modules.
-PROCEDURES = frozenset({"migration-rollback.md"})
+# Step-by-step procedures that change the system -> the e2e module that runs them as written, in
+# order and with their state. They follow the convention like the alert runbooks (checked offline),
+# but tests/e2e/test_runbooks.py, which runs every block as a read-only check, leaves them out.
+PROCEDURES: dict[str, str] = {
+    "migration-rollback.md": "tests/e2e/test_migration_rollback.py",
+}
 
 # The sentence right before a block -> the inventory groups whose hosts run it.
 HOSTS: dict[str, tuple[str, ...]] = {
@@ -26,6 +32,8 @@ HOSTS: dict[str, tuple[str, ...]] = {
     "On the monitoring host:": ("monitoring",),
     # The exporter's host that raised the alert: every host the exporter runs on.
     "On the alert's host (its `instance` label):": ("postgres", "pgbouncer", "redis", "backup"),
+    # The machine that runs Ansible, in the repository's root (procedures only).
+    CONTROLLER: (),
 }
 
 # Placeholder -> what an operator puts there (the alert's labels name most of them).
@@ -39,6 +47,12 @@ PLACEHOLDERS: dict[str, str] = {
     "<cluster>": "the inventory name of the database host (labels `cluster`, `target`)",
     "<database>": "a database name (label `database`)",
     "<file>": "a status file name (label `file`)",
+    "<backup host FQDN>": "the FQDN of the backup host (pgBackRest repository, dumps)",
+}
+# Placeholders of the procedures only: values the operator chose, not an alert's labels.
+PROCEDURE_PLACEHOLDERS: dict[str, str] = {
+    "<env>": "the inventory the playbooks run with (`inventory/<env>`)",
+    "<label>": "the migration's label: its dump's suffix and its restore point's name",
 }
 
 FENCE = "```"
@@ -58,6 +72,7 @@ class Block:
     line: int  # line number of the opening fence
     host: str  # the sentence that names the host
     commands: tuple[str, ...]  # one per command line, continuation lines joined
+    section: str = ""  # the `## ` heading the block is under, without the hashes
 
     @property
     def id(self) -> str:
@@ -65,15 +80,21 @@ class Block:
 
     @property
     def groups(self) -> tuple[str, ...]:
+        """The inventory groups whose hosts run the block; () for the controller."""
         return HOSTS[self.host]
+
+    @property
+    def on_controller(self) -> bool:
+        return self.host == CONTROLLER
 
     @property
     def placeholders(self) -> set[str]:
         return {name for command in self.commands for name in PLACEHOLDER.findall(command)}
 
 
-def runbook_files() -> list[Path]:
-    return sorted(p for p in RUNBOOKS.glob("*.md") if p.name not in PROCEDURES)
+def runbook_files(*, procedures: bool = False) -> list[Path]:
+    """The alert runbooks; with procedures=True the procedures too."""
+    return sorted(p for p in RUNBOOKS.glob("*.md") if procedures or p.name not in PROCEDURES)
 
 
 def _commands(lines: list[str]) -> tuple[str, ...]:
@@ -99,9 +120,15 @@ def parse(path: Path) -> list[Block]:
     lines = path.read_text().splitlines()
     blocks: list[Block] = []
     where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    known_placeholders = set(PLACEHOLDERS)
+    if path.name in PROCEDURES:
+        known_placeholders |= set(PROCEDURE_PLACEHOLDERS)
+    section = ""
     number = 0
     while number < len(lines):
         opening = lines[number]
+        if opening.startswith("## "):
+            section = opening[3:].strip()
         if not opening.startswith(FENCE):
             number += 1
             continue
@@ -122,15 +149,20 @@ def parse(path: Path) -> list[Block]:
                     f"{where}:{number + 1}: the line before the block is {sentence!r}, "
                     f"not one that names its host ({known})"
                 )
+            if sentence == CONTROLLER and path.name not in PROCEDURES:
+                raise ConventionError(
+                    f"{where}:{number + 1}: an alert runbook's commands run on a managed host; "
+                    f"{CONTROLLER!r} is for the procedures ({', '.join(sorted(PROCEDURES))})"
+                )
             commands = _commands(lines[number + 1 : end])
             if not commands:
                 raise ConventionError(f"{where}:{number + 1}: a block without a command")
-            block = Block(path.stem, len(blocks) + 1, number + 1, sentence, commands)
-            unknown = sorted(block.placeholders - PLACEHOLDERS.keys())
+            block = Block(path.stem, len(blocks) + 1, number + 1, sentence, commands, section)
+            unknown = sorted(block.placeholders - known_placeholders)
             if unknown:
                 raise ConventionError(
                     f"{where}:{number + 1}: unknown placeholders {unknown} "
-                    f"(known: {sorted(PLACEHOLDERS)})"
+                    f"(known: {sorted(known_placeholders)})"
                 )
             blocks.append(block)
         number = end + 1
@@ -138,4 +170,13 @@ def parse(path: Path) -> list[Block]:
 
 
 def all_blocks() -> list[Block]:
+    """The blocks of the alert runbooks."""
     return [block for path in runbook_files() for block in parse(path)]
+
+
+def sections(path: Path) -> dict[str, list[Block]]:
+    """The blocks of a procedure by the heading they are under, in the file's order."""
+    grouped: dict[str, list[Block]] = {}
+    for block in parse(path):
+        grouped.setdefault(block.section, []).append(block)
+    return grouped

@@ -1,9 +1,10 @@
 """Every command block of the alert runbooks runs as written on the lab and succeeds.
 
-The blocks are read from docs/runbooks/*.md (tests/runbooks.py, the convention of docs/alerts.md),
-their placeholders replaced with the lab's values, and each command line run as root on the host
-the sentence before its block names, in one ssh call per lab host for all the blocks it runs; every
-unit a block names must exist there (journalctl and systemctl list-timers answer 0 for any name).
+The blocks are read from docs/runbooks/*.md but the procedures (tests/runbooks.py, the convention
+of docs/alerts.md), their placeholders replaced with the lab's values, and each command line run as
+root on the host the sentence before its block names, in one ssh call per lab host for all the
+blocks it runs; every unit a block names must exist there (journalctl and systemctl list-timers
+answer 0 for any name).
 On a healthy lab every Confirm command exits 0 (pipelines with pipefail). Passwords reach the
 commands the way the tools read them without a terminal: psql from PGPASSWORD, redis-cli
 --askpass from stdin; they are never in argv and must not appear in the output.
@@ -77,6 +78,7 @@ def lab_values(instance: str | None) -> dict[str, str]:
         "<db host FQDN>": _fqdn("postgres"),
         "<pgbouncer host FQDN>": _fqdn("pgbouncer"),
         "<redis host FQDN>": _fqdn("redis"),
+        "<backup host FQDN>": _fqdn("backup"),
         "<cluster>": cluster,
         "<database>": DATABASE,
         "<file>": f"pg_dump-{cluster}-{DATABASE}.json",

@@ -1,6 +1,7 @@
-"""The alert runbooks follow the convention of docs/alerts.md ("Runbooks") that lets
-tests/e2e/test_runbooks.py run every command block as written: each block names its host, uses
-only the documented placeholders, and names only metrics the exporter emits."""
+"""The runbooks follow the convention of docs/alerts.md ("Runbooks") that lets the e2e tests run
+every command block as written (tests/e2e/test_runbooks.py the alert runbooks', the module named in
+PROCEDURES a procedure's): each block names its host, uses only the documented placeholders, and
+names only metrics the exporter emits."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from runbooks import (
     HOSTS,
     PLACEHOLDERS,
+    PROCEDURE_PLACEHOLDERS,
+    PROCEDURES,
     REPO_ROOT,
     ConventionError,
     all_blocks,
@@ -25,10 +28,18 @@ METRIC = re.compile(r"\bpgstack_[a-z0-9_]+\b")
 PREFIX = re.compile(r"\b(pgstack_[a-z0-9_]*)\.\*")
 
 
-@pytest.mark.parametrize("path", runbook_files(), ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", runbook_files(procedures=True), ids=lambda path: path.stem)
 def test_runbook_blocks_follow_the_convention(path: Path) -> None:
     blocks = parse(path)
     assert blocks, f"{path.name}: no ```sh block to confirm the alert with"
+
+
+@pytest.mark.parametrize("name", sorted(PROCEDURES))
+def test_every_procedure_has_the_module_that_runs_it(name: str) -> None:
+    assert (REPO_ROOT / "docs/runbooks" / name).is_file()
+    module = REPO_ROOT / PROCEDURES[name]
+    assert module.is_file(), f"{name}: {PROCEDURES[name]} does not exist"
+    assert f"docs/runbooks/{name}" in module.read_text(), f"{module} does not read {name}"
 
 
 def test_the_convention_is_documented_as_the_code_reads_it() -> None:
@@ -37,7 +48,7 @@ def test_the_convention_is_documented_as_the_code_reads_it() -> None:
     sentences = set(re.findall(r"^\| (On the .+?:) \|", text, re.MULTILINE))
     placeholders = set(re.findall(r"^\| `(<[^`]+>)` \|", text, re.MULTILINE))
     assert sentences == set(HOSTS)
-    assert placeholders == set(PLACEHOLDERS)
+    assert placeholders == set(PLACEHOLDERS) | set(PROCEDURE_PLACEHOLDERS)
 
 
 def test_runbook_queries_name_only_catalogued_metrics() -> None:
@@ -67,8 +78,19 @@ def test_runbook_queries_name_only_catalogued_metrics() -> None:
         ("On the database host:\n\n```bash\nsystemctl status pgbouncer\n```\n", "```sh blocks"),
         ("On the database host:\n\n```sh\n# only a comment\n```\n", "without a command"),
         ("On the database host:\n\n```sh\nsystemctl status pgbouncer\n", "never closed"),
+        ("On the controller:\n\n```sh\nls playbooks\n```\n", "is for the procedures"),
+        ("On the backup host:\n\n```sh\nls /var/backups/<label>\n```\n", "<label>"),
     ],
-    ids=["no-host", "host-without-colon", "unknown-placeholder", "bash", "empty", "unclosed"],
+    ids=[
+        "no-host",
+        "host-without-colon",
+        "unknown-placeholder",
+        "bash",
+        "empty",
+        "unclosed",
+        "controller",
+        "procedure-placeholder",
+    ],
 )
 def test_a_block_outside_the_convention_is_refused(tmp_path: Path, text: str, message: str) -> None:
     runbook = tmp_path / "SomeAlert.md"
@@ -88,3 +110,19 @@ def test_continuation_lines_are_one_command(tmp_path: Path) -> None:
     assert block.groups == ("backup",)
     assert block.commands == ("ls -l   /var/lib/pgstack", "df -h </dev/null")
     assert block.placeholders == set()
+
+
+def test_a_procedure_has_the_controller_and_its_own_placeholders(tmp_path: Path) -> None:
+    """A procedure's blocks may run on the controller and name <env> and <label>; each block
+    knows the section it is under."""
+    name = sorted(PROCEDURES)[0]
+    runbook = tmp_path / name
+    runbook.write_text(
+        "# A procedure\n\n## 1. Before\n\nOn the controller:\n\n```sh\n"
+        "ls inventory/<env>\n```\n\n## 2. After\n\nOn the backup host:\n\n```sh\n"
+        "ls /var/backups/<label>\n```\n"
+    )
+    first, second = parse(runbook)
+    assert (first.section, first.on_controller, first.groups) == ("1. Before", True, ())
+    assert (second.section, second.on_controller, second.groups) == ("2. After", False, ("backup",))
+    assert second.placeholders == {"<label>"}
