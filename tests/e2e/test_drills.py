@@ -1,0 +1,306 @@
+"""Restore drills on the lab, as an operator runs them: `playbooks/restore_drill.yml` drills the
+real backups of db1 on backup1 (the newest dump, and the pgBackRest backup with its WAL archive)
+and fetches the reports; the sample workload (`pgstack-drill workload`) gives the backups a few
+hundred MB of application rows. Failure cases run the deployed `pgstack-drill` on backup1 with
+their own status and report directories, so the lab's drill status stays that of a real drill.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dashboard_queries import panel_queries, without_series
+from helpers import (
+    ROLE_SECRETS,
+    DbHost,
+    conninfo,
+    lab_ssh,
+    netns_iptables,
+    prometheus,
+    psql_db1,
+    sh,
+    switch_wal,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+PLAYBOOK = "playbooks/restore_drill.yml"
+DB = "db1"
+REPO = "backup1"
+DATABASE = "app"
+DUMPS = f"/var/backups/pgstack/dumps/{DB}/{DATABASE}"
+SCRATCH = "/var/lib/pgstack/drills/scratch"
+WORKLOAD_MB = 200
+RTO_OBJECTIVE = 3600
+RPO_OBJECTIVE = 300
+Playbook = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def newest_dump() -> str:
+    """The newest complete dump directory of app (what a logical drill picks without --dump)."""
+    names = [n for n in sh(REPO, f"ls -1 {DUMPS}").split() if not n.startswith(".")]
+    return f"{DUMPS}/{max(names)}"
+
+
+def manifest_rows(dump: str) -> dict[str, int]:
+    manifest = json.loads(sh(REPO, f"cat {dump}/manifest.json"))
+    return {f"{t['schema']}.{t['name']}": t["rows"] for t in manifest["tables"]}
+
+
+@pytest.fixture(scope="module")
+def workload(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -> int:
+    """app holds the sample workload and the newest dump has it: the number of jobs rows."""
+    exists = psql_db1("SELECT to_regclass('public.jobs') IS NOT NULL", DATABASE) == "t"
+    if not exists or psql_db1("SELECT count(*) FROM jobs", DATABASE) == "0":
+        dsn = conninfo(db_host, "app_migration", ca_file)
+        env = {**os.environ, "PGPASSWORD": secret(ROLE_SECRETS["app_migration"])}
+        tool = Path(sys.executable).parent / "pgstack-drill"
+        run = subprocess.run(
+            [str(tool), "workload", "--dbname", dsn, "--size-mb", str(WORKLOAD_MB), "--seed", "1"],
+            env=env, capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        print(run.stdout.strip())
+    rows = int(psql_db1("SELECT count(*) FROM jobs", DATABASE))
+    if manifest_rows(newest_dump()).get("public.jobs") != rows:
+        sh(REPO, "systemctl start pgstack-pg-dump.service", timeout=900)
+    assert manifest_rows(newest_dump())["public.jobs"] == rows
+    return rows
+
+
+def run_drill(ansible_playbook: Playbook, fetch_dir: Path, *extra: str) -> tuple[int, str]:
+    result = ansible_playbook(
+        "-e", f"restore_drill_fetch_dir={fetch_dir}", *extra, playbook=PLAYBOOK
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def reports(fetch_dir: Path, kind: str) -> list[dict[str, Any]]:
+    found = sorted(fetch_dir.rglob(f"*-{kind}.json"))
+    assert found, f"no {kind} report fetched into {fetch_dir}: {sorted(fetch_dir.rglob('*'))}"
+    return [json.loads(p.read_text()) for p in found]
+
+
+def scratch_leftovers() -> str:
+    """Scratch directories, sockets or a postmaster a drill left behind on backup1."""
+    return sh(
+        REPO,
+        f"ls -1A {SCRATCH} | grep -v '^.pgstack-drill.lock$';"
+        " ls -d /tmp/pgstack-drill-run-* 2>/dev/null; pgrep -a -f 'postgres.*pgstack-drill' ; true",
+    ).strip()
+
+
+def test_logical_and_pitr_drills_pass_with_rto_rpo_and_phases(
+    workload: int, ansible_playbook: Playbook, tmp_path: Path
+) -> None:
+    code, output = run_drill(ansible_playbook, tmp_path, "-e", "restore_drill_kind=all")
+    assert code == 0, output[-4000:]
+
+    (logical,) = reports(tmp_path, "logical")
+    assert logical["result"] == "passed", logical
+    assert (logical["cluster"], logical["database"]) == (DB, DATABASE)
+    assert 0 < logical["rto_seconds"] < RTO_OBJECTIVE
+    phases = [p["name"] for p in logical["phases"]]
+    assert {"fetch", "data", "verify"} <= set(phases), phases
+    tables = {t["table"]: t for t in logical["verification"]["tables"]}
+    assert tables["public.jobs"]["rows"] == workload
+    assert all(t["ok"] for t in tables.values()), tables
+    assert logical["source"]["size_bytes"] > 10 * 1024 * 1024
+
+    (pitr,) = reports(tmp_path, "pitr")
+    assert pitr["result"] == "passed", pitr
+    assert 0 < pitr["rto_seconds"] < RTO_OBJECTIVE
+    # Measured from the heartbeat db1 writes every second.
+    assert pitr["rpo_seconds"] is not None, pitr
+    assert 0 <= pitr["rpo_seconds"] < RPO_OBJECTIVE, pitr
+    assert {"restore", "recover", "verify"} <= {p["name"] for p in pitr["phases"]}
+    for kind in ("logical", "pitr"):
+        assert sorted(p.suffix for p in tmp_path.rglob(f"*-{kind}.*")) == [".html", ".json", ".md"]
+    print(
+        f"logical RTO {logical['rto_seconds']} s, pitr RTO {pitr['rto_seconds']} s, "
+        f"RPO {pitr['rpo_seconds']} s"
+    )
+
+
+def test_drill_status_reaches_prometheus_and_the_dashboards(
+    workload: int, ansible_playbook: Playbook, tmp_path: Path
+) -> None:
+    code, output = run_drill(ansible_playbook, tmp_path, "-e", "restore_drill_kind=logical")
+    assert code == 0, output[-4000:]
+    (report,) = reports(tmp_path, "logical")
+    finished = calendar.timegm(time.strptime(report["finished_at"], "%Y-%m-%dT%H:%M:%SZ"))
+
+    def scraped() -> bool:
+        query = 'pgstack_drill_last_success_timestamp_seconds{cluster="db1",drill="logical"}'
+        result = prometheus(f"/api/v1/query?query={query}")["result"]
+        return bool(result) and float(result[0]["value"][1]) >= finished
+
+    wait_for("the drill's success in Prometheus", scraped, 90, every=5)
+    queries = [q for q in panel_queries() if q.needs_a_drill]
+    assert queries
+    failing = without_series(queries)
+    assert not failing, "drill panel queries without a series on the lab:\n" + "\n".join(
+        f"{q.key}: {count}: {q.expr}" for q, count in failing.items()
+    )
+
+
+def test_pitr_to_the_pre_migration_restore_point_brings_a_dropped_table_back(
+    ansible_playbook: Playbook, tmp_path: Path
+) -> None:
+    table = f"e2e_dropped_{uuid.uuid4().hex[:8]}"
+    label = f"before-{table.replace('_', '-')}"
+    rows = "SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) AS g"
+    psql_db1(f"CREATE TABLE {table} AS {rows}", DATABASE)
+    migration = ansible_playbook("-e", f"label={label}", playbook="playbooks/pre_migration.yml")
+    assert migration.returncode == 0, (migration.stdout + migration.stderr)[-3000:]
+    psql_db1(f"DROP TABLE {table}", DATABASE)
+    switch_wal()  # the drop is archived too: recovery must stop before it, at the restore point
+
+    code, output = run_drill(
+        ansible_playbook,
+        tmp_path,
+        "-e", "restore_drill_kind=pitr",
+        "-e", f"restore_drill_target_name={label}",
+        "-e", json.dumps({
+            "restore_drill_expect_tables": [f"{DATABASE}:public.{table}"],
+            "restore_drill_checks": [f"{DATABASE}:SELECT count(*) = 500 FROM public.{table}"],
+        }),
+    )  # fmt: skip
+    assert code == 0, output[-4000:]
+    (pitr,) = reports(tmp_path, "pitr")
+    assert pitr["result"] == "passed", pitr
+    assert pitr["source"]["target"] == f"name {label}", pitr["source"]
+    expected = {"table": f"{DATABASE}:public.{table}", "rows": 500, "ok": True}
+    assert pitr["verification"]["tables"] == [expected], pitr["verification"]
+    assert all(c["ok"] for c in pitr["verification"]["checks"]), pitr["verification"]
+    sh(REPO, f"rm -rf {DUMPS}/*-{label}")
+
+
+def test_pitr_after_an_archive_outage_reaches_the_end_of_the_archive(
+    ansible_playbook: Playbook, tmp_path: Path
+) -> None:
+    table = f"e2e_outage_{uuid.uuid4().hex[:8]}"
+    psql_db1(f"CREATE TABLE {table} (n int, at timestamptz DEFAULT clock_timestamp())", DATABASE)
+    rule = ["INPUT", "-p", "tcp", "--dport", "8432", "-j", "REJECT", "--reject-with", "tcp-reset"]
+    netns_iptables(REPO, "-I", *rule)
+    try:
+        for n in range(1, 4):  # three segments written and switched while archiving fails
+            psql_db1(f"INSERT INTO {table} (n) VALUES ({n})", DATABASE)
+            switch_wal()
+            time.sleep(3)
+        failed = psql_db1("SELECT failed_count FROM pg_stat_archiver")
+        assert int(failed) > 0, "archiving did not fail during the outage"
+    finally:
+        netns_iptables(REPO, "-D", *rule)
+    psql_db1(f"INSERT INTO {table} (n) VALUES (4)", DATABASE)
+    last = switch_wal()
+    wait_for(
+        "the archive to catch up",
+        lambda: psql_db1(f"SELECT last_archived_wal >= '{last}' FROM pg_stat_archiver") == "t",
+        240,
+        every=2,
+    )
+    check = f"{DATABASE}:SELECT array_agg(n ORDER BY n) = '{{1,2,3,4}}' FROM public.{table}"
+    code, output = run_drill(
+        ansible_playbook,
+        tmp_path,
+        "-e", "restore_drill_kind=pitr",
+        "-e", json.dumps({"restore_drill_checks": [check]}),
+    )  # fmt: skip
+    assert code == 0, output[-4000:]
+    (pitr,) = reports(tmp_path, "pitr")
+    assert pitr["result"] == "passed", pitr
+    assert pitr["rpo_seconds"] is not None, pitr
+    assert pitr["rpo_seconds"] < RPO_OBJECTIVE, pitr
+    psql_db1(f"DROP TABLE {table}", DATABASE)
+
+
+# --- failures: the deployed tool on backup1, its status and reports in a directory of their own
+
+
+@pytest.fixture
+def workdir() -> Iterator[str]:
+    """A directory on backup1 for a failing drill's status and reports (not the lab's own)."""
+    path = sh(REPO, "mktemp -d").strip()
+    yield path
+    sh(REPO, f"rm -rf {path}")
+
+
+def drill_on_backup1(args: str, workdir: str) -> subprocess.CompletedProcess[str]:
+    return lab_ssh(
+        REPO,
+        f"pgstack-drill {args} --cluster {DB} --no-progress"
+        f" --status-dir {workdir} --reports-dir {workdir}",
+        timeout=900,
+    )
+
+
+def test_a_damaged_dump_fails_naming_the_table_and_leaves_no_scratch_state(
+    workload: int, workdir: str
+) -> None:
+    label = f"e2e-damaged-{uuid.uuid4().hex[:8]}"
+    # An old stamp: never the newest dump, picked only by its label; the copy's manifest lies.
+    copy = f"{DUMPS}/20000101T000000Z-{label}"
+    sh(REPO, f"cp -a {newest_dump()} {copy}")
+    try:
+        program = (
+            "import json, sys; p = sys.argv[1]; m = json.load(open(p))\n"
+            "for t in m['tables']:\n"
+            "    if (t['schema'], t['name']) == ('public', 'jobs'): t['rows'] += 1\n"
+            "json.dump(m, open(p, 'w'))\n"
+        )
+        sh(REPO, f"python3 -c {shlex.quote(program)} {copy}/manifest.json")
+        run = drill_on_backup1(f"logical --database {DATABASE} --dump {label}", workdir)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "public.jobs" in run.stderr, run.stderr
+        assert "manifest" in run.stderr, run.stderr
+        status = json.loads(sh(REPO, f"cat {workdir}/drill-{DB}-logical.json"))
+        assert status["last_attempt"]["result"] == "failed"
+        assert "public.jobs" in status["last_attempt"]["error"]
+        assert scratch_leftovers() == ""
+    finally:
+        sh(REPO, f"rm -rf {copy}")
+
+
+def test_no_dump_at_all_is_a_precondition_error(workdir: str) -> None:
+    run = drill_on_backup1("logical --database nosuchdatabase", workdir)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "nosuchdatabase" in run.stderr, run.stderr
+    assert scratch_leftovers() == ""
+
+
+def test_a_drill_stopped_mid_restore_leaves_no_scratch_state(workload: int, workdir: str) -> None:
+    unit = f"pgstack-e2e-drill-{uuid.uuid4().hex[:8]}"
+    try:
+        sh(
+            REPO,
+            f"systemd-run --unit {unit} --property=KillMode=mixed pgstack-drill logical"
+            f" --cluster {DB} --database {DATABASE} --no-progress"
+            f" --status-dir {workdir} --reports-dir {workdir}",
+        )
+        wait_for(
+            "the drill's scratch cluster",
+            lambda: "pgstack-drill-logical" in sh(REPO, f"ls -1A {SCRATCH}"),
+            120,
+            every=0.5,
+        )
+        time.sleep(2)  # inside the restore
+        sh(REPO, f"systemctl stop {unit}", timeout=120)
+        status = json.loads(sh(REPO, f"cat {workdir}/drill-{DB}-logical.json"))
+        assert status["last_attempt"]["result"] == "error", status
+        assert "signal 15" in status["last_attempt"]["error"], status
+        assert scratch_leftovers() == ""
+    finally:
+        lab_ssh(REPO, f"systemctl stop {unit}; systemctl reset-failed {unit}")
