@@ -10,13 +10,11 @@ through runuser and is stopped by the PID the tests started.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,16 +22,15 @@ import pytest
 from drill_helpers import (
     BIN,
     CLUSTER,
-    OS_USER,
     REPO_ROOT,
     STANZA,
     DrillDirs,
     Dumps,
     Primary,
-    alive,
     as_postgres,
     free_port,
     owned_dir,
+    stop_postmaster,
 )
 
 
@@ -142,28 +139,7 @@ def primary(base_dir: Path) -> Iterator[Primary]:
         node.pgbackrest("--type=full", "backup")
         yield node
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                OS_USER,
-                "--",
-                str(BIN / "pg_ctl"),
-                "stop",
-                "-D",
-                str(data),
-                "-m",
-                "immediate",
-                "-w",
-            ],
-            check=False,
-            capture_output=True,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.1)
-        if alive(pid):
-            os.kill(pid, 9)
+        stop_postmaster(data, pid)
 
 
 @pytest.fixture(scope="session")

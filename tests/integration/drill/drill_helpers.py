@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,32 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def stop_postmaster(data: Path, pid: int) -> None:
+    """Stop a test postmaster at once (pg_ctl -m immediate), killing it if it outlives 20 s."""
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            OS_USER,
+            "--",
+            str(BIN / "pg_ctl"),
+            "stop",
+            "-D",
+            str(data),
+            "-m",
+            "immediate",
+            "-w",
+        ],
+        check=False,
+        capture_output=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.1)
+    if alive(pid):
+        os.kill(pid, 9)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,8 @@ pg_basebackup stands in for a host left in recovery.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,13 +16,12 @@ import pytest
 from drill_helpers import (
     BIN,
     CLUSTER,
-    OS_USER,
     DrillDirs,
     Primary,
-    alive,
     as_postgres,
     free_port,
     owned_dir,
+    stop_postmaster,
 )
 
 from pgstack_drill.cli import main
@@ -232,28 +228,7 @@ def standby(primary: Primary) -> Iterator[int]:
     try:
         yield port
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                OS_USER,
-                "--",
-                str(BIN / "pg_ctl"),
-                "stop",
-                "-D",
-                str(data),
-                "-m",
-                "immediate",
-                "-w",
-            ],
-            check=False,
-            capture_output=True,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.1)
-        if alive(pid):
-            os.kill(pid, 9)
+        stop_postmaster(data, pid)
         shutil.rmtree(data, ignore_errors=True)
 
 
