@@ -98,7 +98,7 @@ def scratch_leftovers() -> str:
     return sh(
         REPO,
         f"ls -1A {SCRATCH} | grep -v '^.pgstack-drill.lock$';"
-        " ls -d /tmp/pgstack-drill-run-* 2>/dev/null; pgrep -a -f 'postgres.*pgstack-drill' ; true",
+        " ls -d /tmp/pgstack-drill-run-* 2>/dev/null; pgrep -a -f '[p]ostgres.*pgstack-drill' ; true",
     ).strip()
 
 
