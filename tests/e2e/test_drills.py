@@ -98,7 +98,8 @@ def scratch_leftovers() -> str:
     return sh(
         REPO,
         f"ls -1A {SCRATCH} | grep -v '^.pgstack-drill.lock$';"
-        " ls -d /tmp/pgstack-drill-run-* 2>/dev/null; pgrep -a -f '[p]ostgres.*pgstack-drill' ; true",
+        " ls -d /tmp/pgstack-drill-run-* 2>/dev/null;"
+        " pgrep -a -f '[p]ostgres.*pgstack-drill'; true",
     ).strip()
 
 
@@ -200,8 +201,13 @@ def test_pitr_after_an_archive_outage_reaches_the_end_of_the_archive(
             psql_db1(f"INSERT INTO {table} (n) VALUES ({n})", DATABASE)
             switch_wal()
             time.sleep(3)
-        failed = psql_db1("SELECT failed_count FROM pg_stat_archiver")
-        assert int(failed) > 0, "archiving did not fail during the outage"
+        # archive-push retries the repository before it gives up: wait for a failed attempt.
+        wait_for(
+            "a failed archive attempt during the outage",
+            lambda: int(psql_db1("SELECT failed_count FROM pg_stat_archiver")) > 0,
+            180,
+            every=3,
+        )
     finally:
         netns_iptables(REPO, "-D", *rule)
     psql_db1(f"INSERT INTO {table} (n) VALUES (4)", DATABASE)
