@@ -192,9 +192,11 @@ def drill_samples(path: Path) -> list[Sample]:
             raise FormatError(f"last_attempt.result: unknown {result!r}")
         out.append(sample(DRILL_RUN, parse_time(attempt.get("started_at")), **labels))
         out += [sample(DRILL_RESULT, float(r == result), result=r, **labels) for r in DRILL_RESULTS]
-    # RTO/RPO: the last attempt's measurement, or the last success's when the attempt has none.
+    # RTO/RPO: the last attempt's measurement; when it has none, the last measured one (files
+    # without last_measured: the last success's).
+    measured = _object(data.get("last_measured"), "last_measured")
     for spec, key in ((DRILL_RTO, "rto_seconds"), (DRILL_RPO, "rpo_seconds")):
-        for source in (attempt, success):
+        for source in (attempt, measured, success):
             value = _number((source or {}).get(key), key)
             if value is not None:
                 out.append(sample(spec, value, **labels))

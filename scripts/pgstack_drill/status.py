@@ -10,8 +10,12 @@ Format version 1, ``<status_dir>/drill-<cluster>-<kind>.json`` (docs/drills.md):
         "exit_code": 0 | null, "rto_seconds": 252.4 | null, "rpo_seconds": 6.0 | null,
         "error": null | "one line", "report": "/path/to/report.json" | null
       },
-      "last_success": { same fields, result "passed" } | null
+      "last_success": { same fields, result "passed" } | null,
+      "last_measured": {"rto_seconds": 252.4 | null, "rpo_seconds": 6.0 | null}
     }
+
+``last_measured`` keeps each objective's latest measurement, so a drill that measures no RPO (a
+PITR to a restore point) does not hide the RPO measured before it.
 
 Written atomically at the start of a drill (``running``) and at its end.
 """
@@ -49,6 +53,10 @@ def _number(value: Any, where: str) -> float | None:
     return float(value)
 
 
+def _rounded(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Attempt:
     started_at: datetime
@@ -66,8 +74,8 @@ class Attempt:
             "finished_at": format_time(self.finished_at) if self.finished_at else None,
             "result": self.result,
             "exit_code": self.exit_code,
-            "rto_seconds": round(self.rto_seconds, 1) if self.rto_seconds is not None else None,
-            "rpo_seconds": round(self.rpo_seconds, 1) if self.rpo_seconds is not None else None,
+            "rto_seconds": _rounded(self.rto_seconds),
+            "rpo_seconds": _rounded(self.rpo_seconds),
             "error": self.error,
             "report": self.report,
         }
@@ -106,6 +114,8 @@ class Status:
     rpo_objective: float
     last_attempt: Attempt | None = None
     last_success: Attempt | None = None
+    last_rto_seconds: float | None = None
+    last_rpo_seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +127,10 @@ class Status:
             "objectives": {"rto_seconds": self.rto_objective, "rpo_seconds": self.rpo_objective},
             "last_attempt": self.last_attempt.to_json() if self.last_attempt else None,
             "last_success": self.last_success.to_json() if self.last_success else None,
+            "last_measured": {
+                "rto_seconds": _rounded(self.last_rto_seconds),
+                "rpo_seconds": _rounded(self.last_rpo_seconds),
+            },
         }
 
     @classmethod
@@ -128,6 +142,9 @@ class Status:
         objectives = data["objectives"]
         attempt = data.get("last_attempt")
         success = data.get("last_success")
+        measured = data.get("last_measured") or {}
+        if not isinstance(measured, dict):
+            raise ValueError("last_measured: expected an object or null")
         return cls(
             drill=data["drill"],
             cluster=str(data["cluster"]),
@@ -136,6 +153,8 @@ class Status:
             rpo_objective=float(objectives["rpo_seconds"]),
             last_attempt=Attempt.from_json(attempt) if attempt else None,
             last_success=Attempt.from_json(success) if success else None,
+            last_rto_seconds=_number(measured.get("rto_seconds"), "last_measured.rto_seconds"),
+            last_rpo_seconds=_number(measured.get("rpo_seconds"), "last_measured.rpo_seconds"),
         )
 
 
@@ -154,9 +173,18 @@ def read_status(path: Path) -> Status | None:
 
 
 def record(path: Path, status: Status, attempt: Attempt) -> Status:
-    """Store ``attempt`` as the last attempt (and as the last success when it passed)."""
+    """Store ``attempt`` as the last attempt (and as the last success when it passed), and what it
+    measured as the last measurements."""
     success = attempt if attempt.result == "passed" else status.last_success
-    updated = dataclasses.replace(status, last_attempt=attempt, last_success=success)
+    rto = attempt.rto_seconds if attempt.rto_seconds is not None else status.last_rto_seconds
+    rpo = attempt.rpo_seconds if attempt.rpo_seconds is not None else status.last_rpo_seconds
+    updated = dataclasses.replace(
+        status,
+        last_attempt=attempt,
+        last_success=success,
+        last_rto_seconds=rto,
+        last_rpo_seconds=rpo,
+    )
     text = json.dumps(updated.to_json(), indent=2, sort_keys=True) + "\n"
     write_atomic(path, text.encode("utf-8"), mode=0o644)
     return updated

@@ -29,6 +29,7 @@ PASSED: dict[str, Any] = {
         "report": "/var/lib/pgstack/drills/reports/20261123T030000Z-logical.json",
     },
     "last_success": None,
+    "last_measured": {"rto_seconds": 252.4, "rpo_seconds": None},
 }
 PASSED["last_success"] = PASSED["last_attempt"]
 RUNNING: dict[str, Any] = {
@@ -61,6 +62,8 @@ def test_example_documents_round_trip(doc: dict[str, Any]) -> None:
         {"drill": "other"},
         {"last_attempt": {**PASSED["last_attempt"], "result": "ok"}},
         {"last_attempt": {**PASSED["last_attempt"], "rto_seconds": "fast"}},
+        {"last_measured": {"rpo_seconds": "small"}},
+        {"last_measured": [1, 2]},
     ],
 )
 def test_other_documents_are_refused(change: dict[str, Any]) -> None:
@@ -89,6 +92,26 @@ def test_a_failure_keeps_the_last_success_and_is_written_atomically(tmp_path: Pa
     assert doc["last_success"] == PASSED["last_success"]
     assert [p.name for p in tmp_path.iterdir()] == ["drill-db1-logical.json"]
     assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_drill_that_measures_no_rpo_keeps_the_last_measured_one(tmp_path: Path) -> None:
+    path = status_path(tmp_path, "db1", "pitr")
+    day = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    status = Status(
+        drill="pitr", cluster="db1", database=None, rto_objective=3600, rpo_objective=300
+    )
+    to_the_end = Attempt(day, "passed", day, 0, rto_seconds=540.0, rpo_seconds=6.04)
+    status = record(path, status, to_the_end)
+    # A PITR to a restore point goes back on purpose: it measures the RTO only.
+    to_a_name = Attempt(day.replace(hour=4), "passed", day.replace(hour=4), 0, rto_seconds=300.0)
+    record(path, status, to_a_name)
+    doc = json.loads(path.read_text())
+    assert doc["last_attempt"]["rpo_seconds"] is None
+    assert doc["last_success"]["rpo_seconds"] is None
+    assert doc["last_measured"] == {"rto_seconds": 300.0, "rpo_seconds": 6.0}
+    read = read_status(path)
+    assert read is not None
+    assert (read.last_rto_seconds, read.last_rpo_seconds) == (300.0, 6.0)
 
 
 def test_an_unreadable_file_counts_as_none(tmp_path: Path) -> None:

@@ -295,3 +295,18 @@ def test_a_running_drill_keeps_the_last_measurement(tmp_path: Path) -> None:
     assert reg.get_sample_value("pgstack_drill_last_result", {**pitr, "result": "running"}) == 1
     assert reg.get_sample_value("pgstack_drill_rpo_seconds", pitr) == 6
     assert reg.get_sample_value("pgstack_drill_rto_seconds", pitr) == 540
+
+
+def test_a_drill_without_an_rpo_keeps_the_last_measured_rpo(tmp_path: Path) -> None:
+    to_a_name = drill_attempt("passed", 300, None)
+    doc = {
+        **DRILL_PITR,
+        "last_attempt": to_a_name,
+        "last_success": to_a_name,
+        "last_measured": {"rto_seconds": 300, "rpo_seconds": 6},
+    }
+    put(tmp_path, "drill-db1-pitr.json", doc)
+    reg = registry(tmp_path)
+    pitr = {"cluster": "db1", "drill": "pitr", "database": ""}
+    assert reg.get_sample_value("pgstack_drill_rpo_seconds", pitr) == 6
+    assert reg.get_sample_value("pgstack_drill_rto_seconds", pitr) == 300
