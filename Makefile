@@ -109,7 +109,7 @@ lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice
 
 .PHONY: e2e
 e2e: lab ## converge the lab, then test it from the outside with real clients
-	$(BIN)/pytest -q --durations=20 tests/e2e
+	$(BIN)/pytest -q -rP --durations=20 tests/e2e
 
 MOLECULE_ROLES := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 
@@ -125,33 +125,19 @@ molecule-%: host-deps venv
 		exit $$status
 
 
-# The layers of `make test`, in order: fast and offline first, the lab last. Layers joined by `+`
-# run side by side (molecule's scenarios have their own lab hosts; the e2e suite spends minutes
-# waiting for alerts to fire and resolve); the first streams its output, the others' output
-# follows when the group ends.
-TEST_LAYERS := lint unit alerts integration lab-lifecycle e2e+molecule
+# The layers of `make test`, in order: fast and offline first, the lab last.
+TEST_LAYERS := lint unit alerts integration lab-lifecycle e2e molecule
 
 .PHONY: test
 test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down
-	@start=$$(date +%s); status=0; report=""; logs=$$(mktemp -d); \
-	for group in $(TEST_LAYERS); do \
-		layers=$${group//+/ }; first=1; \
-		for layer in $$layers; do \
-			if [ $$first -eq 1 ]; then out=""; first=0; else \
-				out=$$logs/$$layer.log; echo "== layer $$layer runs beside; its output follows"; fi; \
-			( began=$$(date +%s); [ -z "$$out" ] || exec >$$out 2>&1; \
-			  if $(MAKE) --no-print-directory $$layer; then result=passed; else result=FAILED; fi; \
-			  printf '  %-14s %-6s %4d s' "$$layer" "$$result" $$(( $$(date +%s) - began )) >$$logs/$$layer.result ) & \
-		done; \
-		wait; \
-		for layer in $$layers; do \
-			[ ! -f $$logs/$$layer.log ] || cat $$logs/$$layer.log; \
-			line=$$(cat $$logs/$$layer.result); echo "== layer$$line"; report="$$report$$line\n"; \
-			case "$$line" in *FAILED*) status=1;; esac; \
-		done; \
+	@start=$$(date +%s); status=0; report=""; \
+	for layer in $(TEST_LAYERS); do \
+		began=$$(date +%s); \
+		if $(MAKE) --no-print-directory $$layer; then result=passed; else result=FAILED; status=1; fi; \
+		line=$$(printf '  %-14s %-6s %4d s' "$$layer" "$$result" $$(( $$(date +%s) - began ))); \
+		echo "== layer$$line"; report="$$report$$line\n"; \
 		[ $$status -eq 0 ] || break; \
 	done; \
-	rm -rf $$logs; \
 	$(MAKE) --no-print-directory lab-down || { [ $$status -ne 0 ] || status=1; }; \
 	elapsed=$$(( $$(date +%s) - start )); \
 	printf 'pgstack test suite layers:\n%b' "$$report"; \
