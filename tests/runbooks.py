@@ -21,6 +21,7 @@ RUNBOOKS = REPO_ROOT / "docs/runbooks"
 # but tests/e2e/test_runbooks.py, which runs every block as a read-only check, leaves them out.
 PROCEDURES: dict[str, str] = {
     "migration-rollback.md": "tests/e2e/test_migration_rollback.py",
+    "dr-rebuild.md": "tests/e2e/test_dr_rebuild.py",
 }
 
 # The sentence right before a block -> the inventory groups whose hosts run it.
@@ -53,6 +54,7 @@ PLACEHOLDERS: dict[str, str] = {
 PROCEDURE_PLACEHOLDERS: dict[str, str] = {
     "<env>": "the inventory the playbooks run with (`inventory/<env>`)",
     "<label>": "the migration's label: its dump's suffix and its restore point's name",
+    "<disaster time>": "when the host was lost, UTC YYYY-MM-DDTHH:MM:SSZ (the RPO counts from it)",
 }
 
 FENCE = "```"

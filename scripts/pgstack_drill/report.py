@@ -185,6 +185,12 @@ def render_markdown(doc: dict[str, Any], history: list[dict[str, Any]]) -> str:
     if databases:
         lines += ["", "| database | tables |", "|---|---|"]
         lines += [f"| {name} | {count} |" for name, count in sorted(databases.items())]
+    without_connect = verification.get("without_connect", [])
+    if without_connect:
+        lines += [
+            "",
+            f"Not entered (the drill's role has no CONNECT): {', '.join(without_connect)}",
+        ]
     tables = verification.get("tables", [])
     if tables:
         lines += ["", "| table | rows | checksum | ok |", "|---|---|---|---|"]
@@ -302,6 +308,12 @@ def render_html(doc: dict[str, Any], history: list[dict[str, Any]]) -> str:
                     for name, count in sorted(databases.items())
                 )
                 + "</table>"
+            )
+        without_connect = verification.get("without_connect", [])
+        if without_connect:
+            parts.append(
+                "<p>Not entered (the drill's role has no CONNECT): "
+                f"{e(', '.join(without_connect))}</p>"
             )
         tables = verification.get("tables", [])
         if tables:

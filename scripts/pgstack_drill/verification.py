@@ -1,6 +1,8 @@
 """Verification of a whole cluster, shared by the drills that check one (pitr, rebuild).
 
-Every database that allows connections answers; each expected table (``DB:SCHEMA.TABLE``) exists
+Every database that allows connections, and that the drill's role may connect to, answers (the
+others are listed: a least-privilege role such as the dump role has CONNECT on some only); each
+expected table (``DB:SCHEMA.TABLE``) exists
 and its rows are counted; each check (``DB:SQL``) returns true; the newest heartbeat is read for
 the RPO. The cluster is reached through a connection factory (database name to an open psycopg
 connection): the scratch cluster's socket for pitr, the rebuilt host over the network for rebuild.
@@ -22,7 +24,8 @@ from pgstack_drill.status import format_time
 
 EXPECT_TABLE = re.compile(r"^(?P<db>[^:]+):(?P<schema>[^.]+)\.(?P<table>.+)$")
 DATABASES_QUERY = (
-    "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
+    "SELECT datname, has_database_privilege(datname, 'CONNECT') FROM pg_database "
+    "WHERE datallowconn AND NOT datistemplate ORDER BY 1"
 )
 USER_TABLES_QUERY = (
     "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -42,7 +45,8 @@ class Expectations:
 
 @dataclass(frozen=True)
 class Verified:
-    report: dict[str, Any]  # databases, tables, checks, problems (the report's "verification")
+    # databases, without_connect, tables, checks, problems (the report's "verification")
+    report: dict[str, Any]
     newest_heartbeat: datetime | None
 
 
@@ -104,7 +108,9 @@ def verify(
     problems = list(problems or [])
     databases: dict[str, int] = {}
     with connect(first) as conn:
-        names = [row[0] for row in conn.execute(DATABASES_QUERY).fetchall()]
+        listed = [(row[0], bool(row[1])) for row in conn.execute(DATABASES_QUERY).fetchall()]
+    names = [name for name, allowed in listed if allowed]
+    without_connect = [name for name, allowed in listed if not allowed]
     for name in names:
         if step is not None:
             step(f"database {name}")
@@ -137,7 +143,13 @@ def verify(
         with connect(expectations.heartbeat_database) as conn:
             if pg.scalar(conn, "SELECT to_regclass('pgstack_heartbeat') IS NOT NULL"):
                 newest = pg.scalar(conn, HEARTBEAT_NEWEST)
-    report = {"databases": databases, "tables": tables, "checks": checks, "problems": problems}
+    report = {
+        "databases": databases,
+        "without_connect": without_connect,
+        "tables": tables,
+        "checks": checks,
+        "problems": problems,
+    }
     return Verified(report, newest)
 
 

@@ -1,7 +1,7 @@
 """pgstack-lab: bring a local lab of systemd-nspawn Debian hosts up and down.
 
 pgstack-lab up [--release trixie] [HOST ...]   make or reuse the hosts, boot them, wait for SSH
-pgstack-lab down [--all] [HOST ...]            stop and remove hosts (the network when empty)
+pgstack-lab down [--all] [--kill] [HOST ...]   stop and remove hosts (the network when empty)
 pgstack-lab status                              one line per host
 pgstack-lab ssh HOST [COMMAND ...]              a root shell or command on a host
 pgstack-lab summary                             what a converged lab offers: endpoints, env files
@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every lab machine on this machine, whatever the inventory",
     )
+    down.add_argument(
+        "--kill",
+        action="store_true",
+        help="kill the machines instead of powering them off, as hosts that lost their power",
+    )
     down.add_argument("hosts", nargs="*", help="only these hosts (default: all in the inventory)")
     sub.add_parser("status", help="one line per host: address, release, state")
     sub.add_parser("summary", help="endpoints and env files of the converged lab, how to try them")
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     if args.command == "up":
         print_status(lab.up(spec, spec.select(args.hosts)))
     elif args.command == "down":
-        lab.down(spec, None if args.all else spec.select(args.hosts))
+        lab.down(spec, None if args.all else spec.select(args.hosts), kill=args.kill)
         if not args.all:
             print_status(lab.status(spec))
     return ExitCode.OK

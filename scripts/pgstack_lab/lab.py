@@ -204,12 +204,12 @@ class Lab:
                 "run `pgstack-lab down --all` first"
             )
 
-    def _clean_host(self, host: HostSpec, machine: Machine) -> None:
+    def _clean_host(self, host: HostSpec, machine: Machine, *, kill: bool = False) -> None:
         """Remove what a dead or killed run left for this host: netns, veth, rootfs copy."""
         state = machine.state()
         if machine.dir.exists():
             log.info("%s: removing machine directory", host.name)
-        machine.stop()
+        machine.stop(kill=kill)
         machine.harvest_packages(self.apt_archive(host.release))
         self.network.detach(ns=netns_name(host), veth=veth_name(host))
         if state is not None and state.veth != veth_name(host):
@@ -217,16 +217,19 @@ class Lab:
         machine.remove()
 
     # --- down ------------------------------------------------------------------------------
-    def down(self, spec: LabSpec | None, hosts: tuple[HostSpec, ...] | None) -> None:
+    def down(
+        self, spec: LabSpec | None, hosts: tuple[HostSpec, ...] | None, *, kill: bool = False
+    ) -> None:
         """Stop and remove the named hosts (all known ones when hosts is None); when no lab
-        machine is left, remove the bridge, NAT rules and every leftover namespace and veth."""
+        machine is left, remove the bridge, NAT rules and every leftover namespace and veth.
+        kill: SIGKILL instead of a poweroff, as a host that lost its power."""
         failures: list[str] = []
         with self.locked():
             if hosts is None:
                 for machine in self.known_machines():
                     try:
                         state = machine.state()
-                        machine.stop()
+                        machine.stop(kill=kill)
                         if state is not None:
                             machine.harvest_packages(self.apt_archive(state.release))
                             self.network.detach(ns=state.netns, veth=state.veth)
@@ -236,7 +239,7 @@ class Lab:
             else:
                 for host in hosts:
                     try:
-                        self._clean_host(host, self.machine(host.name))
+                        self._clean_host(host, self.machine(host.name), kill=kill)
                     except LabError as exc:
                         failures.append(str(exc))
             if not self.known_machines():

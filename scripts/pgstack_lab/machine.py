@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -237,18 +238,26 @@ class Machine:
         return "\n".join(text.splitlines()[-lines:])
 
     # --- unmaking --------------------------------------------------------------------------
-    def stop(self) -> None:
-        """Stop the machine by its recorded PID: poweroff first, SIGKILL if it hangs."""
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the machine by its recorded PID: poweroff first, SIGKILL if it hangs; with kill,
+        SIGKILL at once (a host losing its power: nothing inside shuts down)."""
         state = self.state()
         if state is None or not _alive(state):
             return
-        log.info("stopping %s (pid %d)", self.name, state.pid)
-        os.kill(state.pid, signal.SIGTERM)  # nspawn forwards it as an orderly poweroff
-        if self._wait_gone(state, STOP_TIMEOUT):
-            return
-        log.warning(
-            "%s did not power off in %.0f s: killing pid %d", self.name, STOP_TIMEOUT, state.pid
-        )
+        if not kill:
+            log.info("stopping %s (pid %d)", self.name, state.pid)
+            os.kill(state.pid, signal.SIGTERM)  # nspawn forwards it as an orderly poweroff
+            if self._wait_gone(state, STOP_TIMEOUT):
+                return
+            log.warning(
+                "%s did not power off in %.0f s: killing pid %d", self.name, STOP_TIMEOUT, state.pid
+            )
+        else:
+            log.info("killing %s (pid %d)", self.name, state.pid)
+        # nspawn's SIGKILL does not reach its container: kill what runs inside first.
+        for pid in processes_rooted_in(self.rootfs):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         os.kill(state.pid, signal.SIGKILL)
         if not self._wait_gone(state, 10.0):
             raise BootError(f"{self.name}: systemd-nspawn pid {state.pid} survived SIGKILL")

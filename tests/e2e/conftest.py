@@ -48,9 +48,13 @@ def group_hosts(group: str) -> list[str]:
     return list((top["children"].get(group) or {}).get("hosts") or {})
 
 
+# Modules the suite runs first and last: test_site.py right after `make lab`, where its own converge
+# is already a second one; test_dr_rebuild.py at the end, as it replaces the database host.
+FIRST, LAST = "test_site.py", "test_dr_rebuild.py"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """test_site.py first: right after `make lab` its own converge is already a second one."""
-    items.sort(key=lambda item: item.path.name != "test_site.py")
+    items.sort(key=lambda item: (item.path.name != FIRST, item.path.name == LAST))
 
 
 @pytest.fixture(scope="session")

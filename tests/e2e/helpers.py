@@ -110,6 +110,22 @@ def conninfo(
     return make_conninfo("", **params)
 
 
+# --- the application host
+
+APP_HOST = "app1"
+
+
+def env_file(app: str) -> str:
+    """The env file app_env renders on the application host for one application."""
+    return f"/etc/pgstack/{app}.env"
+
+
+def as_app(app: str, command: str) -> subprocess.CompletedProcess[str]:
+    """Run a shell command on app1 as the application's OS user with its env file loaded."""
+    script = f"set -a; . {env_file(app)}; set +a; {command}"
+    return lab_ssh(APP_HOST, f"sudo -u {app} sh -c {shlex.quote(script)}")
+
+
 def assert_nothing_changed(result: subprocess.CompletedProcess[str]) -> None:
     """The playbook run succeeded and reported changed=0 on every host."""
     output = result.stdout + result.stderr

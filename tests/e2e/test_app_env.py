@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from helpers import lab_ssh
+from helpers import APP_HOST, as_app, env_file, lab_ssh
 
 pytestmark = pytest.mark.e2e
 
-APP_HOST = "app1"
 # The lab's applications (inventory/lab/group_vars/app/main.yml), each with its env file, OS user,
 # database and roles named after it.
 APPS = {
@@ -29,16 +28,6 @@ APPS = {
 }
 
 Secret = Callable[[str], str]
-
-
-def env_file(app: str) -> str:
-    return f"/etc/pgstack/{app}.env"
-
-
-def as_app(app: str, command: str) -> subprocess.CompletedProcess[str]:
-    """Run a shell command on app1 as the application's OS user with its env file loaded."""
-    script = f"set -a; . {env_file(app)}; set +a; {command}"
-    return lab_ssh(APP_HOST, f"sudo -u {app} sh -c {shlex.quote(script)}")
 
 
 def python_as_app(app: str, program: str) -> subprocess.CompletedProcess[str]:

@@ -1,16 +1,10 @@
 """docs/runbooks/migration-rollback.md runs as written on the lab: section 1, then 2a, then 2b.
 
-The blocks are read from the runbook (tests/runbooks.py) and run as written, each block in one
-bash with errexit and pipefail (an operator's shell: the first failing command stops it, and what
-a command sets carries over to the next), as root on the host its sentence names, or on the
-controller in the repository's root. The test fills in:
-
-- the placeholders: `<env>` = lab, `<label>` = a fresh `e2e-rollback-<hex>` per run (a restore
-  point name is never reused), `<database>` = app, the FQDNs from inventory/lab;
-- `D`, exported to every block: the directory on the `D=` line section 1's playbook prints;
-- `ssh` on the controller: a command first on PATH that runs `pgstack-lab ssh` on the lab host the
-  FQDN names (root, so the blocks' `sudo` changes nothing); Ansible keeps the real ssh
-  (ANSIBLE_SSH_EXECUTABLE).
+The blocks are read from the runbook (tests/runbooks.py) and run as written (procedures.py:
+one bash per block, on the host its sentence names or on the controller). The test fills in the
+placeholders: `<env>` = lab, `<label>` = a fresh `e2e-rollback-<hex>` per run (a restore point
+name is never reused), `<database>` = app, the FQDNs from inventory/lab; and exports `D` to every
+block: the directory on the `D=` line section 1's playbook prints.
 
 Section 1 runs once for the module (one labelled dump, one restore point), after two tables with
 rows were made by the migration role: 2a's stand-in migration drops one, 2b drops the other after
@@ -22,12 +16,8 @@ timeline.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,6 +38,7 @@ from helpers import (
     psql_db1,
     sh,
 )
+from procedures import Runner, ssh_command
 from psycopg import sql
 
 from runbooks import REPO_ROOT, Block, sections
@@ -60,8 +51,6 @@ DB = "db1"
 REPO = "backup1"
 STANZA = "main"
 ROWS = 1000
-# A block's bound: the restore, the playbooks and the full backup take a minute or two on the lab.
-BLOCK_TIMEOUT = 900
 
 
 def blocks(prefix: str) -> list[Block]:
@@ -83,68 +72,6 @@ def lab_values(label: str) -> dict[str, str]:
         "<db host FQDN>": lab_host(group_hosts("postgres")[0]).fqdn,
         "<backup host FQDN>": lab_host(group_hosts("backup")[0]).fqdn,
     }
-
-
-@dataclass(frozen=True)
-class Runner:
-    """Runs blocks as written, with the module's placeholder values and environment."""
-
-    values: dict[str, str]
-    env: dict[str, str]
-    bin_dir: Path
-
-    def script(self, block: Block) -> str:
-        lines = [
-            "set -e -o pipefail",
-            *(f"export {k}={shlex.quote(v)}" for k, v in self.env.items()),
-        ]
-        for written in block.commands:
-            command = written
-            for name, value in self.values.items():
-                command = command.replace(name, value)
-            lines += [f"printf '%s\\n' {shlex.quote('$ ' + command)}", command]
-        return "\n".join(lines) + "\n"
-
-    def run(self, block: Block) -> str:
-        """Run one block, fail with its output unless every command exited 0; return the output."""
-        script = self.script(block)
-        began = time.monotonic()
-        if block.on_controller:
-            env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **self.env)
-            # Ansible keeps the real ssh; the blocks' own ssh is the lab's.
-            env["ANSIBLE_SSH_EXECUTABLE"] = shutil.which("ssh") or "ssh"
-            env["PATH"] = f"{self.bin_dir}:{env['PATH']}"
-            proc = subprocess.run(
-                ["bash", "-c", script], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                capture_output=True, text=True, timeout=BLOCK_TIMEOUT, check=False,
-            )  # fmt: skip
-            where = "controller"
-        else:
-            [group] = block.groups
-            where = group_hosts(group)[0]
-            command = f"cd / && bash -c {shlex.quote(script)} </dev/null 2>&1"
-            proc = lab_ssh(where, command, timeout=BLOCK_TIMEOUT)
-        output = proc.stdout + proc.stderr
-        print(f"{RUNBOOK.name}:{block.line} ({where}): {time.monotonic() - began:.1f} s")
-        assert proc.returncode == 0, (
-            f"{RUNBOOK.relative_to(REPO_ROOT)}:{block.line} ({where}) exit {proc.returncode}\n"
-            f"{output[-6000:]}"
-        )
-        return output
-
-
-def ssh_command(directory: Path) -> Path:
-    """`ssh HOST COMMAND` as the runbook writes it: root on the lab host HOST (an FQDN) names."""
-    tool = Path(sys.executable).parent / "pgstack-lab"
-    ssh = directory / "ssh"
-    ssh.write_text(
-        "#!/bin/sh\n"
-        f"export PATH={shlex.quote(os.environ['PATH'])}\n"
-        "host=$1; shift\n"
-        f'exec {shlex.quote(str(tool))} ssh "${{host%%.*}}" "$@"\n'
-    )
-    ssh.chmod(0o755)
-    return directory
 
 
 def make_table(name: str) -> None:
@@ -183,7 +110,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
     suffix = uuid.uuid4().hex[:8]
     label = f"e2e-rollback-{suffix}"
     tables = (f"e2e_rollback_one_{suffix}", f"e2e_rollback_all_{suffix}")
-    runner = Runner(lab_values(label), {}, ssh_command(tmp_path_factory.mktemp("bin")))
+    runner = Runner(RUNBOOK, lab_values(label), ssh_command(tmp_path_factory.mktemp("bin")))
     dump = ""
     try:
         for table in tables:
@@ -196,7 +123,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
         assert match, f"no D= line in the playbook's output:\n{output[-3000:]}"
         dump = match[1]
         assert dump.endswith(f"-{label}"), dump
-        yield Prepared(Runner(runner.values, {"D": dump}, runner.bin_dir), label, *tables, seconds)
+        yield Prepared(runner.with_env(D=dump), label, *tables, seconds)
     finally:
         for table in tables:
             drop_table(table)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pgstack_lab.machine import processes_rooted_in
 from pgstack_lab.network import BRIDGE, NETNS_PREFIX, RULE_COMMENT, VETH_PREFIX
 
 pytestmark = [
@@ -131,5 +132,16 @@ def test_up_recovers_from_a_killed_run() -> None:
     ok("up")
     assert states() == dict.fromkeys(HOSTS, "running")
     assert ssh("backup1", "true").returncode == 0
+    ok("down", "--all")
+    assert leftovers() == []
+
+
+def test_down_kill_takes_a_host_away_at_once_with_everything_inside() -> None:
+    ok("up", "db1")
+    inside = processes_rooted_in(LAB_ROOT / "machines/db1/rootfs")
+    assert inside, "no process runs inside db1's rootfs"
+    ok("down", "--kill", "db1")
+    assert states()["db1"] == "stopped"
+    assert [pid for pid in inside if Path(f"/proc/{pid}").exists()] == []
     ok("down", "--all")
     assert leftovers() == []

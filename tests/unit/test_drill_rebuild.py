@@ -53,6 +53,7 @@ class Server:
     in_recovery: bool = False
     newest: datetime | None = START - timedelta(seconds=42)
     databases: tuple[str, ...] = ("app", "postgres")
+    without_connect: tuple[str, ...] = ()
     checks: dict[str, Any] = field(default_factory=dict)
     reachable: bool = True
     connected: list[str] = field(default_factory=list)
@@ -89,7 +90,7 @@ class Connection:
         if query == rebuild.SERVER_QUERY:
             rows = [("7441829004021547621", server.in_recovery, "15.18", 2)]
         elif query == verification.DATABASES_QUERY:
-            rows = [(name,) for name in server.databases]
+            rows = [(name, name not in server.without_connect) for name in server.databases]
         elif query == verification.USER_TABLES_QUERY:
             rows = [(1,), (1,)]
         elif "to_regclass('pgstack_heartbeat')" in query:
@@ -279,6 +280,19 @@ def test_no_heartbeat_means_the_rpo_is_not_measured(dirs: dict[str, Path]) -> No
     doc, _ = written(dirs)
     assert doc["error"] == "RPO not measured: no pgstack_heartbeat row in database postgres"
     assert doc["rto_seconds"] is not None
+
+
+def test_a_database_the_role_may_not_connect_to_is_listed_not_entered(
+    dirs: dict[str, Path],
+) -> None:
+    server = Server(Clock(), databases=("app", "billing", "postgres"), without_connect=("billing",))
+    assert drill(dirs, server) == 0
+    doc, _ = written(dirs)
+    assert doc["verification"]["databases"] == {"app": 2, "postgres": 2}
+    assert doc["verification"]["without_connect"] == ["billing"]
+    assert "billing" not in server.connected
+    assert "no CONNECT): billing" in report.render_markdown(doc, [])
+    assert "no CONNECT): billing" in report.render_html(doc, [])
 
 
 def test_a_server_in_recovery_fails(dirs: dict[str, Path]) -> None:
