@@ -84,6 +84,38 @@ def processes_rooted_in(rootfs: Path, proc: Path = Path("/proc")) -> list[int]:
     return sorted(found)
 
 
+def machine_processes(nspawn_pid: int, proc: Path = Path("/proc")) -> list[int]:
+    """PIDs of the machine systemd-nspawn nspawn_pid runs: its child in a PID namespace of its
+    own (the machine's init) first, then every other process of that namespace. Their root links
+    do not name the rootfs (each machine has its own mount namespace), their namespace does."""
+    try:
+        host = os.readlink(proc / "self/ns/pid")
+    except OSError:
+        return []
+    parents: dict[int, int] = {}
+    namespaces: dict[int, str] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            namespaces[int(entry.name)] = os.readlink(entry / "ns/pid")
+        except OSError:
+            continue  # exited meanwhile, or a kernel thread
+        # The parent's PID follows the state, after the command name in parentheses.
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    inits = [
+        pid
+        for pid, parent in parents.items()
+        if parent == nspawn_pid and namespaces.get(pid, host) != host
+    ]
+    if not inits:
+        return []
+    init = inits[0]
+    rest = sorted(pid for pid, ns in namespaces.items() if ns == namespaces[init] and pid != init)
+    return [init, *rest]
+
+
 def _alive(state: MachineState) -> bool:
     return process_start_time(state.pid) == state.pid_start
 
@@ -254,11 +286,18 @@ class Machine:
             )
         else:
             log.info("killing %s (pid %d)", self.name, state.pid)
-        # nspawn's SIGKILL does not reach its container: kill what runs inside first.
-        for pid in processes_rooted_in(self.rootfs):
+        # A killed systemd-nspawn leaves its machine running: kill the machine's init first (the
+        # kernel then kills the rest of its PID namespace), then nspawn.
+        inside = [(pid, process_start_time(pid)) for pid in machine_processes(state.pid)]
+        for pid, _ in inside:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         os.kill(state.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while any(start is not None and process_start_time(pid) == start for pid, start in inside):
+            if time.monotonic() >= deadline:
+                raise BootError(f"{self.name}: processes of the machine survived SIGKILL")
+            time.sleep(0.1)
         if not self._wait_gone(state, 10.0):
             raise BootError(f"{self.name}: systemd-nspawn pid {state.pid} survived SIGKILL")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pgstack_lab.machine import processes_rooted_in
+from pgstack_lab.machine import machine_processes, process_start_time
 from pgstack_lab.network import BRIDGE, NETNS_PREFIX, RULE_COMMENT, VETH_PREFIX
 
 pytestmark = [
@@ -138,10 +138,12 @@ def test_up_recovers_from_a_killed_run() -> None:
 
 def test_down_kill_takes_a_host_away_at_once_with_everything_inside() -> None:
     ok("up", "db1")
-    inside = processes_rooted_in(LAB_ROOT / "machines/db1/rootfs")
-    assert inside, "no process runs inside db1's rootfs"
+    nspawn = json.loads((LAB_ROOT / "machines/db1/machine.json").read_text())["pid"]
+    inside = {pid: process_start_time(pid) for pid in machine_processes(nspawn)}
+    assert len(inside) > 1, f"db1 runs no more than its init: {inside}"
     ok("down", "--kill", "db1")
     assert states()["db1"] == "stopped"
-    assert [pid for pid in inside if Path(f"/proc/{pid}").exists()] == []
+    # Gone or a zombie (no start time): nothing of db1 runs any more.
+    assert [pid for pid, start in inside.items() if process_start_time(pid) == start] == []
     ok("down", "--all")
     assert leftovers() == []

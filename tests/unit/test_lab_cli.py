@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgstack_lab.cli import main
-from pgstack_lab.machine import processes_rooted_in
+from pgstack_lab.machine import machine_processes, processes_rooted_in
 from pgstack_lab.summary import render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,3 +48,25 @@ def test_processes_rooted_in_a_rootfs_are_found_by_their_root_link(tmp_path: Pat
     (proc / "self").mkdir()
     (proc / "14").mkdir()  # no root link: a process that exited meanwhile
     assert processes_rooted_in(rootfs, proc) == [10, 11]
+
+
+def test_machine_processes_are_the_pid_namespace_of_nspawns_child(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    # pid: (parent, PID namespace); 20 is nspawn, 21 the machine's init, 30 another machine's.
+    table = {
+        "self": (1, "pid:[1]"),
+        "20": (1, "pid:[1]"),
+        "22": (20, "pid:[1]"),  # a helper nspawn forks in the host's namespace
+        "21": (20, "pid:[7]"),
+        "25": (21, "pid:[7]"),
+        "23": (21, "pid:[7]"),
+        "30": (29, "pid:[8]"),
+    }
+    for pid, (parent, namespace) in table.items():
+        (proc / pid / "ns").mkdir(parents=True)
+        (proc / pid / "stat").write_text(f"{pid} (a (b) c) S {parent} 0 0\n")
+        (proc / pid / "ns/pid").symlink_to(namespace)
+    (proc / "26").mkdir()  # exited meanwhile
+    assert machine_processes(20, proc) == [21, 23, 25]
+    assert machine_processes(29, proc) == [30]
+    assert machine_processes(99, proc) == []
