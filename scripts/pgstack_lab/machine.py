@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,16 +55,21 @@ def _link_debs(source: Path, target: Path) -> int:
     return linked
 
 
+def _stat_fields(process: Path) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (which is in parentheses and may
+    itself hold spaces): state first, then the parent's PID; None when the process is gone."""
+    try:
+        stat = (process / "stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()
+
+
 def process_start_time(pid: int) -> int | None:
     """The kernel's start time of a live process (clock ticks since boot), None when it is gone
     or a zombie. A (pid, start time) pair names one process for good, whatever PIDs are reused."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Fields after the command name, which is in parentheses and may itself hold spaces.
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):
+    fields = _stat_fields(Path(f"/proc/{pid}"))
+    if fields is None or fields[0] in ("Z", "X"):
         return None
     return int(fields[19])
 
@@ -97,13 +103,15 @@ def machine_processes(nspawn_pid: int, proc: Path = Path("/proc")) -> list[int]:
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
+        fields = _stat_fields(entry)
         try:
-            stat = (entry / "stat").read_text()
-            namespaces[int(entry.name)] = os.readlink(entry / "ns/pid")
+            namespace = os.readlink(entry / "ns/pid")
         except OSError:
             continue  # exited meanwhile, or a kernel thread
-        # The parent's PID follows the state, after the command name in parentheses.
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if fields is None:
+            continue
+        namespaces[int(entry.name)] = namespace
+        parents[int(entry.name)] = int(fields[1])
     inits = [
         pid
         for pid, parent in parents.items()
@@ -118,6 +126,16 @@ def machine_processes(nspawn_pid: int, proc: Path = Path("/proc")) -> list[int]:
 
 def _alive(state: MachineState) -> bool:
     return process_start_time(state.pid) == state.pid_start
+
+
+def _wait_until(done: Callable[[], bool], timeout: float) -> bool:
+    """Poll done every 0.2 s until it holds (True) or timeout seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 class Machine:
@@ -293,22 +311,17 @@ class Machine:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         os.kill(state.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10.0
-        while any(start is not None and process_start_time(pid) == start for pid, start in inside):
-            if time.monotonic() >= deadline:
-                raise BootError(f"{self.name}: processes of the machine survived SIGKILL")
-            time.sleep(0.1)
+        if not _wait_until(
+            lambda: all(start is None or process_start_time(pid) != start for pid, start in inside),
+            10.0,
+        ):
+            raise BootError(f"{self.name}: processes of the machine survived SIGKILL")
         if not self._wait_gone(state, 10.0):
             raise BootError(f"{self.name}: systemd-nspawn pid {state.pid} survived SIGKILL")
 
     @staticmethod
     def _wait_gone(state: MachineState, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(state):
-                return True
-            time.sleep(0.2)
-        return False
+        return _wait_until(lambda: not _alive(state), timeout)
 
     def remove(self) -> None:
         if self.running():
