@@ -69,14 +69,17 @@ app-shell: venv ## a shell on app1 as application APP (default app) with its env
 lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rule
 	$(BIN)/pgstack-lab down --all
 
+PYTHON_SOURCES := scripts exporters tests plugins roles/preflight/test_plugins roles/python_tool/files
+
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --nocolor
-	$(BIN)/ruff check scripts exporters tests roles/preflight/test_plugins
-	$(BIN)/ruff format --check scripts exporters tests roles/preflight/test_plugins
+	$(BIN)/ruff check $(PYTHON_SOURCES)
+	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards \
-		roles/preflight/test_plugins/preflight.py exporters/pgstack_exporter
+		roles/preflight/test_plugins/preflight.py roles/python_tool/files/build_zip.py \
+		exporters/pgstack_exporter
 
 .PHONY: dashboards
 dashboards: venv ## regenerate the Grafana dashboards (dashboards/*.json) from scripts/pgstack_dashboards

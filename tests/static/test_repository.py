@@ -10,9 +10,11 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# preflight is internal: the input rules the service roles share, used by their tasks/assert.yml.
-INTERNAL_ROLES = {"preflight"}
+# Internal roles, never applied on their own: preflight (the input rules the service roles share,
+# used by their tasks/assert.yml) and python_tool (the one install step of the Python tools).
+INTERNAL_ROLES = {"preflight", "python_tool"}
 PREFLIGHT = REPO_ROOT / "roles/preflight"
+PYTHON_TOOL = REPO_ROOT / "roles/python_tool"
 ROLES = sorted(
     p for p in (REPO_ROOT / "roles").iterdir() if p.is_dir() and p.name not in INTERNAL_ROLES
 )
@@ -42,6 +44,8 @@ def test_top_level_holds_only_what_the_design_card_names() -> None:
     allowed = {
         "playbooks", "roles", "inventory", "exporters", "alerts", "dashboards", "scripts",
         "tests", "docs", "pyproject.toml", "README.md", "Makefile", "ansible.cfg",
+        # What an Ansible collection keeps beside its roles: plugins/ (the strategy).
+        "plugins",
     }  # fmt: skip
     tracked = {p.name for p in REPO_ROOT.iterdir() if not p.name.startswith(".")}
     ignored = {"build"} | {p.name for p in REPO_ROOT.glob("*.egg-info")}
@@ -89,9 +93,13 @@ def test_readme_documents_every_variable(role: Path) -> None:
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
 def test_tasks_main_is_a_table_of_contents(role: Path) -> None:
-    for task in load(role / "tasks/main.yml"):
+    first, *rest = load(role / "tasks/main.yml")
+    # The validation is included (skipped as one task once validate.yml has checked the role).
+    assert set(first) <= {"name", "ansible.builtin.include_tasks", "tags", "when"}, first
+    for task in rest:
         assert set(task) <= {"name", "ansible.builtin.import_tasks", "tags", "when"}, task
         assert "ansible.builtin.import_tasks" in task, task
+    for task in (first, *rest):
         assert task.get("tags"), f"{task['name']}: untagged"
 
 
@@ -145,23 +153,44 @@ def test_example_inventory_has_every_group_the_playbooks_target() -> None:
 # Validation: each role's argument spec and tasks/assert.yml run before anything changes a host.
 
 
-def test_the_internal_role_has_its_skeleton() -> None:
-    skeleton = (
-        "README.md",
-        "meta/main.yml",
-        "meta/argument_specs.yml",
-        "test_plugins/preflight.py",
-    )
-    for name in skeleton:
-        assert (PREFLIGHT / name).is_file(), name
-    entry_points = load(PREFLIGHT / "meta/argument_specs.yml")["argument_specs"]
-    assert set(entry_points) == {p.stem for p in (PREFLIGHT / "tasks").glob("*.yml")}
+@pytest.mark.parametrize(
+    ("role", "own"),
+    [(PREFLIGHT, "test_plugins/preflight.py"), (PYTHON_TOOL, "files/build_zip.py")],
+    ids=["preflight", "python_tool"],
+)
+def test_an_internal_role_has_its_skeleton(role: Path, own: str) -> None:
+    for name in ("README.md", "meta/main.yml", "meta/argument_specs.yml", own):
+        assert (role / name).is_file(), name
+    entry_points = load(role / "meta/argument_specs.yml")["argument_specs"]
+    assert set(entry_points) == {p.stem for p in (role / "tasks").glob("*.yml")}
+
+
+def test_the_python_tools_install_through_one_entry_point() -> None:
+    """No role copies a Python package file by file: each imports python_tool's install."""
+    for role in ("exporter", "pg_dump", "restore_drill"):
+        install = (REPO_ROOT / "roles" / role / "tasks/install.yml").read_text()
+        assert "name: python_tool" in install, role
+        assert "fileglob" not in install, role
 
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
 def test_validation_comes_first_in_tasks_main(role: Path) -> None:
     first = load(role / "tasks/main.yml")[0]
-    assert first["ansible.builtin.import_tasks"] == "assert.yml", first
+    include = first["ansible.builtin.include_tasks"]
+    assert include["file"] == "assert.yml", first
+    # Whatever tags a run selects, the checks run: the tags of the include apply to its tasks.
+    assert include["apply"]["tags"] == first["tags"], first
+    # Skipped only once this run has recorded the role on the host (roles/preflight validated.yml).
+    assert first["when"] == "role_name not in (__preflight_validated | default([]))", first
+
+
+def test_every_assert_records_its_role_last() -> None:
+    for role in ROLES:
+        last = load(role / "tasks/assert.yml")[-1]
+        assert last["ansible.builtin.import_role"] == {
+            "name": "preflight",
+            "tasks_from": "validated",
+        }, role.name
 
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
@@ -215,11 +244,17 @@ def play_roles(play: dict[str, Any]) -> list[str]:
 
 
 def validated_in_pre_tasks(play: dict[str, Any]) -> set[str]:
-    return {
-        task["ansible.builtin.import_role"]["name"]
-        for task in play.get("pre_tasks", [])
-        if task.get("ansible.builtin.import_role", {}).get("tasks_from") == "assert"
-    }
+    """Roles whose assert the pre_tasks run: imported, or included with the always tag applied."""
+    checked = set()
+    for task in play.get("pre_tasks", []):
+        imported = task.get("ansible.builtin.import_role", {})
+        included = task.get("ansible.builtin.include_role", {})
+        if imported.get("tasks_from") == "assert":
+            checked.add(imported["name"])
+        elif included.get("tasks_from") == "assert":
+            assert included.get("apply", {}).get("tags") == ["always"], task
+            checked.add(included["name"])
+    return checked
 
 
 PLAYBOOKS = sorted((REPO_ROOT / "playbooks").glob("*.yml"))
