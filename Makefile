@@ -60,6 +60,11 @@ lab: host-deps venv ## bring the lab up and converge the whole stack on it
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
 	@$(BIN)/pgstack-lab summary
 
+QUICK ?=
+.PHONY: bench
+bench: lab ## pgstack measured beside the alternatives on the lab: docs/benchmarks.md, raw JSON in .bench/ (QUICK=1: smallest sizes)
+	$(BIN)/pgstack-bench $(if $(QUICK),--quick)
+
 APP ?= app
 .PHONY: app-shell
 app-shell: venv ## a shell on app1 as application APP (default app) with its env file loaded
@@ -78,7 +83,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ruff check $(PYTHON_SOURCES)
 	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards \
-		roles/preflight/test_plugins/preflight.py roles/python_tool/files/build_zip.py \
+		scripts/pgstack_bench roles/preflight/test_plugins/preflight.py roles/python_tool/files/build_zip.py \
 		exporters/pgstack_exporter
 
 .PHONY: dashboards

@@ -288,5 +288,8 @@ def test_site_validates_every_role_first() -> None:
         if task.get("ansible.builtin.import_role", {}).get("tasks_from") == "assert"
     }
     assert checked == applied
-    assert all("ansible.builtin.import_role" in task for task in validate["tasks"]), "only checks"
+    *checks, facts = validate["tasks"]
+    assert all("ansible.builtin.import_role" in task for task in checks), "only checks"
+    # Then only a read: the package facts the roles' apt tasks consult.
+    assert set(facts) == {"name", "ansible.builtin.package_facts", "check_mode"}, facts
     assert validate["any_errors_fatal"] is True, "a failure on one host must stop all of them"

@@ -103,5 +103,23 @@ def test_every_rule_is_registered() -> None:
     registered = rules.TestModule().tests()
     assert set(registered) == {
         "between", "port", "sql_identifier", "placeholder", "secret", "restore_point_label",
-        "calendar_line",
+        "calendar_line", "installed",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("packages", "facts", "expected"),
+    [
+        (["pgbouncer", "acl"], {"packages": {"pgbouncer": [{}], "acl": [{}]}}, True),
+        (["pgbouncer", "acl"], {"packages": {"pgbouncer": [{}]}}, False),
+        ("pgbouncer", {"packages": {"pgbouncer": [{}]}}, True),
+        ([], {"packages": {}}, True),
+        # No package facts (a role applied without validate.yml): not known, so apt runs.
+        (["pgbouncer"], {}, False),
+        ([], {"distribution": "Debian"}, False),
+    ],
+)
+def test_installed_needs_every_package_in_the_facts(
+    packages: object, facts: object, expected: bool
+) -> None:
+    assert rules.installed(packages, facts) is expected

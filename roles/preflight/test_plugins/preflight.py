@@ -8,7 +8,7 @@ then, but the spec does not change the variable: tasks and templates render the 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # A plain lower-case SQL identifier (NAMEDATALEN - 1 = 63 bytes), so SQL never needs quoting.
@@ -68,6 +68,16 @@ def calendar_line(value: Any) -> bool:
     return isinstance(value, str) and CALENDAR_LINE.fullmatch(value) is not None
 
 
+def installed(packages: Any, facts: Any) -> bool:
+    """Every package named is installed, by the host's package facts (``ansible_facts``, filled by
+    ``package_facts`` in playbooks/validate.yml). Without package facts: False, so apt decides."""
+    known = facts.get("packages") if isinstance(facts, Mapping) else None
+    if not isinstance(known, Mapping):
+        return False
+    names = [packages] if isinstance(packages, str) else list(packages)
+    return all(name in known for name in names)
+
+
 class TestModule:
     """pgstack's shared input rules."""
 
@@ -80,4 +90,5 @@ class TestModule:
             "secret": secret,
             "restore_point_label": restore_point_label,
             "calendar_line": calendar_line,
+            "installed": installed,
         }

@@ -1,0 +1,3 @@
+from pgstack_bench.cli import main
+
+raise SystemExit(main())
