@@ -15,8 +15,6 @@ root-only environment files read by systemd, never in argv or a log. Everything 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -27,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pgstack_bench.lab import BenchLab
+from pgstack_bench.lab import BenchLab, scram_verifier
 from pgstack_bench.model import Cell, Curve, Section, SectionResult, Table
 
 log = logging.getLogger(__name__)
@@ -535,20 +533,6 @@ def _cleanup(lab: BenchLab, state: _State, all_exporters: Sequence[Exporter]) ->
             )
     except Exception:
         log.exception("cleanup: purging the packages failed")
-
-
-def scram_verifier(password: str, salt: bytes, iterations: int = 4096) -> str:
-    """The SCRAM-SHA-256 secret PostgreSQL stores for a password (RFC 5802/7677), so that
-    CREATE ROLE never carries the password itself."""
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 def _create_auto_role(lab: BenchLab) -> str:

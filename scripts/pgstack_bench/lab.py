@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
 import os
 import platform
 import shlex
@@ -109,3 +112,17 @@ def _pg_bin(lab: BenchLab, host: str) -> str:
     if not found:
         raise RuntimeError(f"{host}: no PostgreSQL server binaries under /usr/lib/postgresql")
     return found
+
+
+def scram_verifier(password: str, salt: bytes, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 secret PostgreSQL stores for a password (RFC 5802/7677): a scratch role
+    created with it never sends the password itself to the server."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"

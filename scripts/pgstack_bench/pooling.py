@@ -28,9 +28,7 @@ connections. All of it is dropped at the end (and before the start, after a kill
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import hmac
 import logging
 import os
 import random
@@ -48,7 +46,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from pgstack_bench.lab import BenchLab
+from pgstack_bench.lab import BenchLab, scram_verifier
 from pgstack_bench.model import Cell, Section, SectionResult, Table
 from pgstack_drill.schema import WORKLOAD_SQL
 
@@ -200,20 +198,6 @@ def mean_run(runs: Sequence[PgbenchRun]) -> PgbenchRun:
         transactions=sum(r.transactions for r in runs),
         failed=sum(r.failed for r in runs),
     )
-
-
-def scram_verifier(password: str, salt: bytes, iterations: int = 4096) -> str:
-    """PostgreSQL's stored SCRAM-SHA-256 secret for a password (RFC 5802/7677), as CREATE ROLE
-    accepts it: the password itself never leaves the controller."""
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 def session_uuid(number: int) -> uuid.UUID:

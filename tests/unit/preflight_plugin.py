@@ -1,4 +1,5 @@
-"""The preflight role's Jinja tests, imported from the role as Ansible loads them (by file path)."""
+"""Python files of the repository outside any package, loaded by path as Ansible loads them: the
+preflight role's Jinja tests, a role's files."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from types import ModuleType
 PLUGIN = Path(__file__).resolve().parents[2] / "roles/preflight/test_plugins/preflight.py"
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pgstack_preflight_tests", PLUGIN)
+def load_file(path: Path, name: str) -> ModuleType:
+    """A Python file of the repository that is not in a package (a plugin, a role's file)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load() -> ModuleType:
+    return load_file(PLUGIN, "pgstack_preflight_tests")

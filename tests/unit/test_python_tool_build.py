@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import zipfile
@@ -10,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from preflight_plugin import load_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILDER = REPO_ROOT / "roles/python_tool/files/build_zip.py"
@@ -21,12 +21,7 @@ PACKAGES = {
 
 
 def _builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_zip", BUILDER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(BUILDER, "build_zip")
 
 
 def _copy_package(source: Path, target: Path) -> Path:
