@@ -4,9 +4,10 @@ plaintext redis-server on 127.0.0.1 started for the section.
 Both servers run on db1 and redis-benchmark runs there too, so both paths are loopback and the
 difference is TLS. The scratch server gets the lab server's persistence settings (AOF everysec,
 the same RDB save points) so that persistence does not count as TLS. redis-benchmark takes a
-password only as ``-a``: the admin password goes to db1 on stdin into a root-only file, a shell
-variable reads it there, and nothing echoes it; it is in redis-benchmark's argv on db1 while a
-run lasts. The one key the benchmark writes on the lab server is deleted at the end.
+password only as ``-a``, so on the lab server it logs in as a scratch ACL user made for the
+section (a random password, its one key, no dangerous commands), created and deleted through
+redis-cli as ``admin``, whose password reaches db1 on stdin into a root-only file and never an
+argv. The scratch user and the one key the benchmark writes are deleted at the end.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import secrets
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +31,7 @@ CA = "/etc/pgstack/tls/ca.crt"
 PLAIN_PORT = 16379
 PLAIN_UNIT = "pgstack-bench-redis-plain.service"
 KEY = "key:000000000000"  # what redis-benchmark's SET writes without -r
+BENCH_USER = "pgstack-bench"
 CLIENTS = 50
 
 
@@ -62,9 +65,10 @@ def parse_csv(text: str) -> dict[str, tuple[float, float | None]]:
 def _benchmark(lab: BenchLab, *, tls: bool, pipeline: int, requests: int) -> list[Run]:
     if tls:
         target = (
-            f'--tls --cacert {CA} --sni {lab.fqdn(HOST)} -h 127.0.0.1 -p 6379 --user admin -a "$pw"'
+            f"--tls --cacert {CA} --sni {lab.fqdn(HOST)} -h 127.0.0.1 -p 6379 "
+            f'--user {BENCH_USER} -a "$pw"'
         )
-        prefix = f"pw=$(cat {WORK}/admin); "
+        prefix = f"pw=$(cat {WORK}/bench); "
     else:
         target = f"-h 127.0.0.1 -p {PLAIN_PORT}"
         prefix = ""
@@ -83,11 +87,13 @@ def _benchmark(lab: BenchLab, *, tls: bool, pipeline: int, requests: int) -> lis
     ]
 
 
-def _lab_cli(lab: BenchLab, args: str) -> str:
+def _lab_cli(lab: BenchLab, args: str, *, stdin: str | None = None) -> str:
+    """redis-cli as admin on the lab server; a command with a secret in it goes through stdin."""
     return lab.sh(
         HOST,
         f"cd / && REDISCLI_AUTH=$(cat {WORK}/admin) redis-cli --tls --cacert {CA} "
         f"-h 127.0.0.1 -p 6379 --user admin --no-auth-warning {args}",
+        stdin=stdin,
     ).strip()
 
 
@@ -124,6 +130,14 @@ def run(lab: BenchLab) -> SectionResult:
         key_existed = _lab_cli(lab, f"EXISTS {KEY}") != "0"
         if key_existed:
             raise RuntimeError(f"{KEY} exists on the lab's Redis: not overwriting it")
+        password = secrets.token_hex(24)
+        lab.sh(HOST, f"umask 077 && cat > {WORK}/bench", stdin=password + "\n")
+        _lab_cli(
+            lab,
+            "",
+            stdin=f"ACL SETUSER {BENCH_USER} reset on >{password} ~{KEY} +@all -@dangerous "
+            "+config|get\n",
+        )
         _start_plain(lab)
         for repeat in range(repeats):
             for pipeline in pipelines:
@@ -145,6 +159,13 @@ def run(lab: BenchLab) -> SectionResult:
             )
             if proc.returncode != 0:
                 log.warning("could not delete %s on the lab's Redis", KEY)
+        proc = lab.ssh(
+            HOST,
+            f"cd / && REDISCLI_AUTH=$(cat {WORK}/admin) redis-cli --tls --cacert {CA} "
+            f"-h 127.0.0.1 -p 6379 --user admin --no-auth-warning ACL DELUSER {BENCH_USER}",
+        )
+        if proc.returncode != 0:
+            log.warning("could not delete the ACL user %s on the lab's Redis", BENCH_USER)
         lab.ssh(
             HOST,
             f"systemctl stop {PLAIN_UNIT} 2>/dev/null; systemctl reset-failed {PLAIN_UNIT} "
@@ -203,10 +224,10 @@ def _result(runs: Sequence[Run], *, requests: int, repeats: int) -> SectionResul
         f"{row['command']} -P {row['pipeline']}": str(row["TLS / plain"]) for row in table_rows
     }
     discussion = (
-        f"redis-benchmark 7.0 ran on db1 with {CLIENTS} connections, {requests:,} requests per "
-        f"test, 3-byte values, against the lab's Redis (TLS on 6379, ACL user `admin`, the "
+        f"redis-benchmark ran on db1 with {CLIENTS} connections, {requests:,} requests per "
+        f"test, 3-byte values, against the lab's Redis (TLS on 6379, a scratch ACL user, the "
         "server's certificate chain checked against the lab CA; redis-benchmark does not check "
-        f"the host name) and a scratch plaintext redis-server 7.0 on 127.0.0.1:{PLAIN_PORT} with "
+        f"the host name) and a scratch plaintext redis-server on 127.0.0.1:{PLAIN_PORT} with "
         "the lab server's persistence settings; "
         + (
             f"each figure is the median of {repeats} runs, TLS and plaintext alternating."
