@@ -87,14 +87,16 @@ def _benchmark(lab: BenchLab, *, tls: bool, pipeline: int, requests: int) -> lis
     ]
 
 
-def _lab_cli(lab: BenchLab, args: str, *, stdin: str | None = None) -> str:
-    """redis-cli as admin on the lab server; a command with a secret in it goes through stdin."""
-    return lab.sh(
-        HOST,
+def _lab_cli_command(args: str) -> str:
+    """redis-cli as admin on the lab server (a command with a secret in it goes through stdin)."""
+    return (
         f"cd / && REDISCLI_AUTH=$(cat {WORK}/admin) redis-cli --tls --cacert {CA} "
-        f"-h 127.0.0.1 -p 6379 --user admin --no-auth-warning {args}",
-        stdin=stdin,
-    ).strip()
+        f"-h 127.0.0.1 -p 6379 --user admin --no-auth-warning {args}"
+    )
+
+
+def _lab_cli(lab: BenchLab, args: str, *, stdin: str | None = None) -> str:
+    return lab.sh(HOST, _lab_cli_command(args), stdin=stdin).strip()
 
 
 def _start_plain(lab: BenchLab) -> None:
@@ -151,21 +153,10 @@ def run(lab: BenchLab) -> SectionResult:
                     )
                     runs.extend(_benchmark(lab, tls=tls, pipeline=pipeline, requests=requests))
     finally:
-        if not key_existed:
-            proc = lab.ssh(
-                HOST,
-                f"cd / && REDISCLI_AUTH=$(cat {WORK}/admin) redis-cli --tls --cacert {CA} "
-                f"-h 127.0.0.1 -p 6379 --user admin --no-auth-warning DEL {KEY}",
-            )
-            if proc.returncode != 0:
-                log.warning("could not delete %s on the lab's Redis", KEY)
-        proc = lab.ssh(
-            HOST,
-            f"cd / && REDISCLI_AUTH=$(cat {WORK}/admin) redis-cli --tls --cacert {CA} "
-            f"-h 127.0.0.1 -p 6379 --user admin --no-auth-warning ACL DELUSER {BENCH_USER}",
-        )
-        if proc.returncode != 0:
-            log.warning("could not delete the ACL user %s on the lab's Redis", BENCH_USER)
+        cleanup = ([f"DEL {KEY}"] if not key_existed else []) + [f"ACL DELUSER {BENCH_USER}"]
+        for command in cleanup:
+            if lab.ssh(HOST, _lab_cli_command(command)).returncode != 0:
+                log.warning("cleanup on the lab's Redis failed: %s", command)
         lab.ssh(
             HOST,
             f"systemctl stop {PLAIN_UNIT} 2>/dev/null; systemctl reset-failed {PLAIN_UNIT} "
