@@ -30,7 +30,8 @@ WORK = "/var/tmp/pgstack-bench-redis"  # noqa: S108  (on db1, root-only, removed
 CA = "/etc/pgstack/tls/ca.crt"
 PLAIN_PORT = 16379
 PLAIN_UNIT = "pgstack-bench-redis-plain.service"
-KEY = "key:000000000000"  # what redis-benchmark's SET writes without -r
+# The one key redis-benchmark SET writes without -r: its placeholder, as is.
+KEY = "key:__rand_int__"
 BENCH_USER = "pgstack-bench"
 CLIENTS = 50
 
