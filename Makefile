@@ -74,7 +74,8 @@ app-shell: venv ## a shell on app1 as application APP (default app) with its env
 lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rule
 	$(BIN)/pgstack-lab down --all
 
-PYTHON_SOURCES := scripts exporters tests plugins roles/preflight/test_plugins roles/python_tool/files
+PYTHON_SOURCES := scripts exporters tests plugins roles/preflight/test_plugins roles/preflight/action_plugins \
+	roles/python_tool/files
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
