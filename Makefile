@@ -118,13 +118,19 @@ lab-lifecycle: host-deps venv ## the lab comes up and goes down cleanly, twice
 
 .PHONY: e2e
 e2e: lab ## converge the lab, then test it from the outside with real clients
+	@$(MAKE) --no-print-directory e2e-tests
+
+.PHONY: e2e-tests
+e2e-tests: venv ## the end-to-end tests alone, on the lab `make lab` converged
 	$(BIN)/pytest -q -rP --durations=20 tests/e2e
 
 MOLECULE_ROLES := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 
+# Scenarios at a time: three alone; `make test` runs two beside the end-to-end tests.
+MOLECULE_JOBS ?= 3
 .PHONY: molecule
-molecule: host-deps venv ## each role's molecule scenario (create, converge, idempotence, check, verify, destroy), three at a time
-	@$(MAKE) --no-print-directory -j3 --output-sync=target $(addprefix molecule-,$(MOLECULE_ROLES))
+molecule: host-deps venv ## each role's molecule scenario (create, converge, idempotence, check, verify, destroy), MOLECULE_JOBS (3) at a time
+	@$(MAKE) --no-print-directory -j$(MOLECULE_JOBS) --output-sync=target $(addprefix molecule-,$(MOLECULE_ROLES))
 
 # One scenario; each has its own lab hosts, so scenarios run side by side.
 molecule-%: host-deps venv
@@ -134,22 +140,9 @@ molecule-%: host-deps venv
 		exit $$status
 
 
-# The layers of `make test`, in order: fast and offline first, the lab last.
-TEST_LAYERS := lint unit alerts integration lab-lifecycle e2e molecule
-
+# `make test`: the layers in two phases of two lanes each (tests/layers.sh says how and why):
+#   lint unit alerts integration  beside  lab-lifecycle lab;  then  e2e  beside  molecule.
+# Each layer's duration, then the whole suite's; the lab is torn down at the end, whatever happened.
 .PHONY: test
 test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down
-	@start=$$(date +%s); status=0; report=""; \
-	for layer in $(TEST_LAYERS); do \
-		began=$$(date +%s); \
-		if $(MAKE) --no-print-directory $$layer; then result=passed; else result=FAILED; status=1; fi; \
-		line=$$(printf '  %-14s %-6s %4d s' "$$layer" "$$result" $$(( $$(date +%s) - began ))); \
-		echo "== layer$$line"; report="$$report$$line\n"; \
-		[ $$status -eq 0 ] || break; \
-	done; \
-	$(MAKE) --no-print-directory lab-down || { [ $$status -ne 0 ] || status=1; }; \
-	elapsed=$$(( $$(date +%s) - start )); \
-	printf 'pgstack test suite layers:\n%b' "$$report"; \
-	printf 'pgstack test suite: %s after %dm%02ds\n' \
-		"$$( [ $$status -eq 0 ] && echo passed || echo FAILED )" $$((elapsed / 60)) $$((elapsed % 60)); \
-	exit $$status
+	@tests/layers.sh

@@ -131,7 +131,11 @@ class Lab:
             if state is not None and key:
                 lines.append(f"{state.address},{state.name},{state.fqdn} ssh-ed25519 {key}")
         self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.known_hosts.write_text("".join(line + "\n" for line in lines))
+        # Replaced in one step: ssh runs of other lab users (molecule scenarios, the end-to-end
+        # tests) read it while a machine comes up.
+        partial = self.known_hosts.with_name(self.known_hosts.name + ".new")
+        partial.write_text("".join(line + "\n" for line in lines))
+        partial.replace(self.known_hosts)
 
     # --- status ----------------------------------------------------------------------------
     def status(self, spec: LabSpec) -> list[HostStatus]:

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The layers of `make test`, each one a Makefile target, timed, in two phases of two lanes:
+#
+#   phase 1:  lint unit alerts integration   beside   lab-lifecycle lab
+#   phase 2:  e2e                            beside   molecule
+#
+# A lane runs its layers in order and stops at its first failure; a phase ends when both of its
+# lanes have, and phase 2 runs only when phase 1 passed. Phase 2 waits for `make lab` because the
+# molecule scenarios' hosts use the lab's CA and lab-lifecycle takes every lab machine down. The
+# lanes spend much of their time waiting on lab hosts (boots, SSH round trips, the alerts' `for`
+# windows), so side by side they take little more than the longer one alone (docs/testing.md).
+# The first lane of a phase prints as it goes; the second one's output follows when it ends. The
+# lab is torn down at the end, whatever happened.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+started=$(date +%s)
+
+# lane NAME LAYER...: the layers in order, each timed into $work/NAME.report.
+lane() {
+    local name=$1 layer began result elapsed
+    shift
+    for layer in "$@"; do
+        began=$(date +%s)
+        echo "== layer ${layer%-tests} started" >&3
+        if make --no-print-directory "$layer"; then result=passed; else result=FAILED; fi
+        elapsed=$(($(date +%s) - began))
+        # `lab` and `e2e-tests` make up `make e2e`; the report names them apart.
+        printf '  %-14s %-6s %4d s\n' "${layer%-tests}" "$result" "$elapsed" >>"$work/$name.report"
+        echo "== layer ${layer%-tests} $result in $elapsed s" >&3
+        [ "$result" = passed ] || return 1
+    done
+}
+
+# phase "LAYERS OF THE FIRST LANE" "LAYERS OF THE SECOND LANE"
+phase() {
+    local status=0 second
+    # shellcheck disable=SC2086  # the layer lists are words
+    lane second $2 >"$work/second.log" 2>&1 &
+    second=$!
+    # shellcheck disable=SC2086
+    lane first $1 || status=1
+    wait "$second" || status=1
+    echo "== output of: $2"
+    cat "$work/second.log"
+    cat "$work/first.report" "$work/second.report" >>"$work/report" 2>/dev/null
+    rm -f "$work/first.report" "$work/second.report"
+    return $status
+}
+
+exec 3>&1
+status=0
+phase "lint unit alerts integration" "lab-lifecycle lab" || status=1
+if [ $status -eq 0 ]; then
+    # Two scenarios at a time beside the end-to-end tests: they still end first, and the machine
+    # keeps room for the tests' waits on alerts and drills.
+    MOLECULE_JOBS=2 phase "e2e-tests" "molecule" || status=1
+fi
+make --no-print-directory lab-down || status=1
+
+elapsed=$(($(date +%s) - started))
+echo "pgstack test suite layers:"
+cat "$work/report"
+printf 'pgstack test suite: %s after %dm%02ds\n' \
+    "$([ $status -eq 0 ] && echo passed || echo FAILED)" $((elapsed / 60)) $((elapsed % 60))
+exit $status
