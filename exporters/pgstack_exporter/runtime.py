@@ -55,8 +55,11 @@ class Part:
 
 @dataclasses.dataclass(frozen=True)
 class Health:
+    """A target's state for /health. ``latency_ms`` is always a number: the probe's round trip
+    when up, and when down the time until the failure was known (0 before the first probe)."""
+
     up: bool
-    latency_ms: float | None = None
+    latency_ms: float = 0.0
     message: str | None = None
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -68,6 +71,11 @@ class ScrapeResult:
     parts: tuple[Part, ...] = ()
     health: Health = Health(up=False, message="not probed yet")
     finished_at: float = 0.0  # wall clock
+
+
+def _ms_since(clock: Clock, start: float) -> float:
+    """Milliseconds from monotonic ``start`` until now, as /health reports them."""
+    return round((clock.monotonic() - start) * 1000, 1)
 
 
 def first_line(error: BaseException) -> str:
@@ -148,14 +156,19 @@ class Target(abc.ABC):
         reason = first_line(error)
         log.warning("%s %s: down: %s", self.kind, self.name, reason)
         recorder.fail(collector, start)
-        return ScrapeResult(up=False, parts=recorder.parts, health=Health(up=False, message=reason))
+        health = Health(up=False, latency_ms=_ms_since(self.clock, start), message=reason)
+        return ScrapeResult(up=False, parts=recorder.parts, health=health)
 
     def _run(self) -> ScrapeResult:
+        began = self.clock.monotonic()
         try:
             result = self.scrape()
         except Exception as error:  # the scrape itself must never take the exporter down
             log.warning("%s %s: scrape failed: %s", self.kind, self.name, first_line(error))
-            result = ScrapeResult(up=False, health=Health(up=False, message=first_line(error)))
+            health = Health(
+                up=False, latency_ms=_ms_since(self.clock, began), message=first_line(error)
+            )
+            result = ScrapeResult(up=False, health=health)
         result = dataclasses.replace(result, finished_at=self.clock.time())
         with self._lock:
             self._last = result
@@ -196,7 +209,8 @@ class Target(abc.ABC):
             log.warning("%s %s: no answer within %.1f s", self.kind, self.name, self.timeout)
             self.abort()
         message = f"no answer within {self.timeout:g} s"
-        return ScrapeResult(up=False, health=Health(up=False, message=message))
+        health = Health(up=False, latency_ms=round(self.timeout * 1000, 1), message=message)
+        return ScrapeResult(up=False, health=health)
 
     def health(self) -> Health:
         """Without waiting: the last result, or down while the scrape in flight is overdue."""
@@ -204,7 +218,11 @@ class Target(abc.ABC):
             inflight, started, last = self._inflight, self._inflight_started, self._last
         overdue = self.clock.monotonic() - started > self.timeout
         if inflight is not None and not inflight.done() and overdue:
-            return Health(up=False, message=f"no answer within {self.timeout:g} s")
+            return Health(
+                up=False,
+                latency_ms=_ms_since(self.clock, started),
+                message=f"no answer within {self.timeout:g} s",
+            )
         if last is None:
             return Health(up=False, message="not probed yet")
         return last.health

@@ -60,17 +60,21 @@ class FakeSqlSession:
 
 
 class FakeSqlConnector:
-    """Hands out sessions answering from ``answers``; ``fail`` makes the next connects raise."""
+    """Hands out sessions answering from ``answers``; ``fail`` makes the next connects raise
+    (after ``on_fail``: e.g. a clock advanced by the time a refused connect takes)."""
 
     def __init__(self, answers: Mapping[str, Answer]) -> None:
         self.answers = dict(answers)
         self.sessions: list[FakeSqlSession] = []
         self.params: list[SqlParams] = []
         self.fail: Exception | None = None
+        self.on_fail: Callable[[], None] | None = None
 
     def __call__(self, params: SqlParams) -> FakeSqlSession:
         self.params.append(params)
         if self.fail is not None:
+            if self.on_fail is not None:
+                self.on_fail()
             raise self.fail
         session = FakeSqlSession(self.answers)
         self.sessions.append(session)
@@ -113,11 +117,14 @@ class FakeRedisConnector:
         self.config = config
         self.connects = 0
         self.fail: Exception | None = None
+        self.on_fail: Callable[[], None] | None = None
         self.on_ping: Callable[[], None] | None = None
 
     def __call__(self, config: RedisConfig) -> FakeRedisSession:
         self.connects += 1
         if self.fail is not None:
+            if self.on_fail is not None:
+                self.on_fail()
             raise self.fail
         return FakeRedisSession(self.info, self.config, self.on_ping)
 
