@@ -101,7 +101,7 @@ alerts: test-deps ## promtool (Debian's): check the alert rules, then their unit
 	promtool test rules tests/alerts/*.test.yml
 
 # The exporter's tests on Debian's /usr/bin/python3 and python3-* packages: the versions hosts run.
-DEBIAN_PYTEST := PYTHONPATH=$(CURDIR)/exporters /usr/bin/python3 -m pytest -p no:cacheprovider
+DEBIAN_PYTEST := PYTHONPATH=$(CURDIR)/exporters:$(CURDIR)/scripts /usr/bin/python3 -m pytest -p no:cacheprovider
 
 .PHONY: unit-debian
 unit-debian: test-deps ## the exporter's unit tests on Debian's python3 packages (what hosts run)
@@ -145,4 +145,4 @@ molecule-%: host-deps venv
 # Each layer's duration, then the whole suite's; the lab is torn down at the end, whatever happened.
 .PHONY: test
 test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down
-	@tests/layers.sh
+	@bash tests/layers.sh
