@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 # Installs what is missing of PACKAGES; a policy-rc.d keeps the packages' services from starting
 # on this machine (tests start their own processes).
@@ -84,7 +84,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ruff check $(PYTHON_SOURCES)
 	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards \
-		scripts/pgstack_bench roles/preflight/test_plugins/preflight.py roles/python_tool/files/build_zip.py \
+		scripts/pgstack_bench scripts/pgstack_common roles/preflight/test_plugins/preflight.py roles/python_tool/files/build_zip.py \
 		exporters/pgstack_exporter
 
 .PHONY: dashboards

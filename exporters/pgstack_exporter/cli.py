@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import enum
 import logging
 import signal
 import sys
@@ -11,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from pgstack_common.errors import ExitCode
 from pgstack_exporter import __version__
 from pgstack_exporter.config import ConfigError, load
 from pgstack_exporter.exporter import COLLECTORS, Exporter
@@ -26,14 +26,6 @@ LOG_LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0
-    VERIFICATION_FAILED = 1
-    USAGE = 2
-    PRECONDITION = 3
-    UNEXPECTED = 4
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,12 +17,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from pgstack_backup.config import Config, load_config
 from pgstack_backup.dump import Runner
 from pgstack_backup.errors import BackupError, ConfigError, ExitCode, PreconditionError, Terminated
 from pgstack_backup.status import Attempt, read_status, record, status_path
+from pgstack_common.signals import raise_terminated
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ LABEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(f"terminated by signal {signum}")
 
 
 def _lock(config: Config) -> int:
@@ -179,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--label: 1-63 lower-case letters, digits, '.', '_', '-', starting with a letter "
                 f"or digit: {args.label!r}"
             )
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, raise_terminated)
         if args.command == "prune":
             return run_prune(config, args.database or config.databases)
         return run_dump(config, args.database or config.databases, args.label)

@@ -27,31 +27,22 @@ from typing import Any, Protocol
 
 from pgstack_backup.config import Config
 from pgstack_backup.errors import DumpFailed, PreconditionError
-from pgstack_backup.files import fsync_path, write_atomic
-from pgstack_backup.retention import MANIFEST_FILE, PARTIAL_PREFIX, prune, stamp
+from pgstack_backup.retention import PARTIAL_PREFIX, prune, stamp
 from pgstack_backup.status import format_time
+from pgstack_common.files import fsync_path, write_atomic
+from pgstack_common.manifest import (
+    DATA_FILE,
+    GLOBALS_FILE,
+    MANIFEST_FILE,
+    MANIFEST_VERSION,
+    SCHEMA_FILE,
+    TABLE_SUMMARY_QUERY,
+    TABLES_QUERY,
+)
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
-DATA_FILE = "data.dump"
-SCHEMA_FILE = "schema.dump"
-GLOBALS_FILE = "globals.sql"
 GLOBALS_TRAILER = "PostgreSQL database cluster dump complete"
-
-# Ordinary tables (partitions included; partitioned parents hold no rows of their own).
-TABLES_QUERY = """
-SELECT n.nspname, c.relname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-ORDER BY 1, 2
-"""
-# Row count and an order-independent checksum: the sum of hashtext() over each row's text form.
-TABLE_SUMMARY_QUERY = (
-    "SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM ONLY {} AS t"
-)
 
 
 class Cursor(Protocol):
@@ -162,6 +153,7 @@ class Runner:
             write_atomic(
                 partial / MANIFEST_FILE,
                 (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
+                mode=0o640,
             )
             fsync_path(partial)
             partial.rename(final)

@@ -1,22 +1,21 @@
-"""Exit codes and the exceptions that map to them."""
+"""The dump runner's errors; exit codes and Terminated are pgstack_common's."""
 
 from __future__ import annotations
 
-import enum
+from pgstack_common.errors import ExitCode, Terminated, ToolError
+
+__all__ = [
+    "BackupError",
+    "ConfigError",
+    "DumpFailed",
+    "ExitCode",
+    "PreconditionError",
+    "Terminated",
+]
 
 
-class ExitCode(enum.IntEnum):
-    OK = 0
-    VERIFICATION_FAILED = 1
-    USAGE = 2
-    PRECONDITION = 3
-    UNEXPECTED = 4
-
-
-class BackupError(Exception):
-    """A failure with a message fit for the journal and the status file (never a secret)."""
-
-    exit_code = ExitCode.UNEXPECTED
+class BackupError(ToolError):
+    """A failure of a dump or prune run."""
 
 
 class ConfigError(BackupError):
@@ -31,7 +30,3 @@ class DumpFailed(BackupError):
     """pg_dump, pg_dumpall or the read-back check of a dump failed."""
 
     exit_code = ExitCode.VERIFICATION_FAILED
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived (systemctl stop/kill): stop, clean up, record the failure."""

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pgstack_backup.files import fsync_path
+from pgstack_common.files import fsync_path
+from pgstack_common.manifest import MANIFEST_FILE
 
 log = logging.getLogger(__name__)
 
 # A finished dump holds its manifest; a run writes into PARTIAL_PREFIX<final name> until it is read
 # back whole and renamed.
-MANIFEST_FILE = "manifest.json"
 PARTIAL_PREFIX = ".partial-"
 
 # Final names of scheduled dumps; labelled dumps (<stamp>-<label>) are never pruned.

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pgstack_backup.files import write_atomic
+from pgstack_common.files import write_atomic
 
 FORMAT_VERSION = 1
 ExitStatus = Literal["running", "success", "failed"]

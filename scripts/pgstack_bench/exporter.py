@@ -582,7 +582,7 @@ def pgstack_command(lab: BenchLab) -> str:
     started from when the wrapper is mid-upgrade (a converge running at the same time)."""
     if lab.ssh(HOST, "/usr/local/bin/pgstack-exporter --version").returncode == 0:
         return "/usr/local/bin/pgstack-exporter"
-    return "/usr/bin/env PYTHONPATH=/usr/local/lib/pgstack /usr/bin/python3 -m pgstack_exporter"
+    return "/usr/bin/python3 /usr/local/lib/pgstack/pgstack_exporter.pyz"
 
 
 class StartFailed(RuntimeError):

@@ -7,21 +7,15 @@ Exit codes: 0 ok, 1 ``--check`` found a file that differs from what the code gen
 from __future__ import annotations
 
 import argparse
-import enum
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pgstack_common.errors import ExitCode
 from pgstack_dashboards.boards import BOARDS
 from pgstack_dashboards.build import render
 
 DEFAULT_OUTPUT = Path("dashboards")
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0
-    VERIFICATION_FAILED = 1
-    USAGE = 2
 
 
 def rendered() -> dict[str, str]:

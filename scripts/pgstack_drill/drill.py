@@ -13,15 +13,14 @@ import argparse
 import contextlib
 import dataclasses
 import logging
-import signal
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from pgstack_common.signals import signals_ignored, signals_raise
 from pgstack_drill import report, scratch, status
 from pgstack_drill.errors import DrillError, ExitCode, PreconditionError, Terminated, UsageError
 from pgstack_drill.proc import Runner
@@ -228,33 +227,6 @@ def preflight(settings: ScratchOptions) -> None:
         raise PreconditionError(
             f"--bin-dir {settings.bin_dir}: no pg_ctl (PostgreSQL server package)"
         )
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(f"terminated by signal {signum}")
-
-
-@contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
-    previous = {
-        sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    """While the scratch state is removed: a second SIGTERM must not interrupt the cleanup."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def verdict(options: Options, outcome: Outcome) -> list[str]:

@@ -13,33 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgstack_common.manifest import DUMP_FILES, MANIFEST_FILE
 from pgstack_drill.errors import PreconditionError, VerificationFailed
 
-MANIFEST_FILE = "manifest.json"
-DUMP_FILES = ("data.dump", "schema.dump", "globals.sql")
 DUMP_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<label>[a-z0-9][a-z0-9_.-]{0,62}))?$")
-
-# The manifest's definition of a table's summary; the same text as the dump side (docs/backup.md):
-# ordinary tables outside the system schemas, count(*) and sum(hashtext(row::text)), FROM ONLY.
-TABLES_QUERY = """
-SELECT n.nspname, c.relname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-ORDER BY 1, 2
-"""
-TABLE_SUMMARY_QUERY = (
-    "SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM ONLY {} AS t"
-)
-# A row's text form depends on these session settings; the values are PostgreSQL's defaults, the
-# ones the dump session uses unless the source server changed them (docs/backup.md).
-TEXT_FORM_SETTINGS = {
-    "DateStyle": "ISO, MDY",
-    "IntervalStyle": "postgres",
-    "extra_float_digits": "1",
-    "bytea_output": "hex",
-}
 
 
 @dataclass(frozen=True, order=True)

@@ -1,22 +1,21 @@
-"""Exit codes and the exceptions that map to them."""
+"""The drill's errors; exit codes and Terminated are pgstack_common's."""
 
 from __future__ import annotations
 
-import enum
+from pgstack_common.errors import ExitCode, Terminated, ToolError
+
+__all__ = [
+    "DrillError",
+    "ExitCode",
+    "PreconditionError",
+    "Terminated",
+    "UsageError",
+    "VerificationFailed",
+]
 
 
-class ExitCode(enum.IntEnum):
-    OK = 0
-    VERIFICATION_FAILED = 1
-    USAGE = 2
-    PRECONDITION = 3
-    UNEXPECTED = 4
-
-
-class DrillError(Exception):
-    """A failure with a one-line message fit for the journal, the report and the status file."""
-
-    exit_code = ExitCode.UNEXPECTED
+class DrillError(ToolError):
+    """A failure of a drill (its message goes into the report too)."""
 
 
 class UsageError(DrillError):
@@ -33,7 +32,3 @@ class VerificationFailed(DrillError):
     """The restore failed or the restored data differs from what the backup says it holds."""
 
     exit_code = ExitCode.VERIFICATION_FAILED
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGINT arrived: stop, remove the scratch state, record the failure."""

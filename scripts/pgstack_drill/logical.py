@@ -15,9 +15,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pgstack_common.manifest import DUMP_FILES
 from pgstack_drill import pg, scratch
 from pgstack_drill.drill import Drill, Options, Outcome, add_common_arguments, execute
-from pgstack_drill.dumps import DUMP_FILES, Manifest, compare_tables, find_dump, read_manifest
+from pgstack_drill.dumps import Manifest, compare_tables, find_dump, read_manifest
 from pgstack_drill.errors import ExitCode, UsageError, VerificationFailed
 from pgstack_drill.progress import human_bytes
 

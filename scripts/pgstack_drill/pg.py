@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgstack_drill.dumps import TABLE_SUMMARY_QUERY, TABLES_QUERY, TEXT_FORM_SETTINGS, TableSummary
+from pgstack_common.manifest import TABLE_SUMMARY_QUERY, TABLES_QUERY, TEXT_FORM_SETTINGS
+from pgstack_drill.dumps import TableSummary
 from pgstack_drill.errors import UsageError
 
 

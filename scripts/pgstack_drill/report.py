@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pgstack_drill.files import write_atomic
+from pgstack_common.files import write_atomic
 from pgstack_drill.status import format_time, parse_time
 from pgstack_drill.timing import Phase
 
@@ -108,10 +108,10 @@ def write_all(reports_dir: Path, doc: dict[str, Any]) -> Path:
     reports_dir.mkdir(parents=True, exist_ok=True)
     stem = report_stem(reports_dir, doc)
     json_path = stem.with_suffix(".json")
-    write_atomic(json_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(json_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(), mode=0o644)
     history = load_history(reports_dir, doc["cluster"], doc["drill"])
-    write_atomic(stem.with_suffix(".md"), render_markdown(doc, history).encode())
-    write_atomic(stem.with_suffix(".html"), render_html(doc, history).encode())
+    write_atomic(stem.with_suffix(".md"), render_markdown(doc, history).encode(), mode=0o644)
+    write_atomic(stem.with_suffix(".html"), render_html(doc, history).encode(), mode=0o644)
     return json_path
 
 

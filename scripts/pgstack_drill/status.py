@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pgstack_drill.files import write_atomic
+from pgstack_common.files import write_atomic
 
 FORMAT_VERSION = 1
 KINDS = ("logical", "pitr", "rebuild")

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import enum
+from pgstack_common.errors import ExitCode, ToolError
+
+__all__ = ["BootError", "ExitCode", "LabError", "PreconditionError", "SpecError", "UsageError"]
 
 
-class ExitCode(enum.IntEnum):
-    OK = 0
-    VERIFICATION_FAILED = 1
-    USAGE = 2
-    PRECONDITION = 3
-    UNEXPECTED = 4
-
-
-class LabError(Exception):
+class LabError(ToolError):
     """A failure the operator can act on; the message names what went wrong."""
-
-    exit_code = ExitCode.UNEXPECTED
 
 
 class SpecError(LabError):

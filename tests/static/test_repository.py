@@ -173,6 +173,41 @@ def test_the_python_tools_install_through_one_entry_point() -> None:
         assert "fileglob" not in install, role
 
 
+def test_every_tool_zip_carries_the_shared_package() -> None:
+    """The zip a role installs holds scripts/pgstack_common beside the tool's own package."""
+    (build, *_rest) = load(PYTHON_TOOL / "tasks/install.yml")
+    argv = build["ansible.builtin.command"]["argv"]
+    assert argv[-2:] == ["{{ python_tool_source }}", "{{ __python_tool_shared_source }}"], argv
+    shared = load(PYTHON_TOOL / "vars/main.yml")["__python_tool_shared_source"]
+    assert shared == "{{ role_path }}/../../scripts/pgstack_common"
+
+
+# What pgstack_common defines is defined nowhere else in the Python tools.
+SHARED_DEFINITIONS = [
+    r"^class ExitCode\b",
+    r"^class Terminated\b",
+    r"^def write_atomic\b",
+    r"^def fsync_path\b",
+    r"^TABLES_QUERY\b",
+    r"^TABLE_SUMMARY_QUERY\b",
+    r"^TEXT_FORM_SETTINGS\b",
+    r"^MANIFEST_FILE\b",
+    r"^def (_?raise_terminated|_on_sigterm)\b",
+]
+
+
+@pytest.mark.parametrize("pattern", SHARED_DEFINITIONS)
+def test_a_shared_definition_lives_only_in_pgstack_common(pattern: str) -> None:
+    found = [
+        path.relative_to(REPO_ROOT).as_posix()
+        for top in ("scripts", "exporters")
+        for path in sorted((REPO_ROOT / top).rglob("*.py"))
+        if re.search(pattern, path.read_text(encoding="utf-8"), re.MULTILINE)
+    ]
+    assert found, pattern
+    assert all(name.startswith("scripts/pgstack_common/") for name in found), found
+
+
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
 def test_validation_comes_first_in_tasks_main(role: Path) -> None:
     first = load(role / "tasks/main.yml")[0]

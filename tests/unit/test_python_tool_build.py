@@ -18,6 +18,8 @@ PACKAGES = {
     "pgstack_backup": REPO_ROOT / "scripts/pgstack_backup",
     "pgstack_drill": REPO_ROOT / "scripts/pgstack_drill",
 }
+# In every zip beside the tool (roles/python_tool/vars/main.yml).
+SHARED = REPO_ROOT / "scripts/pgstack_common"
 
 
 def _builder() -> ModuleType:
@@ -34,19 +36,38 @@ def _copy_package(source: Path, target: Path) -> Path:
 @pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_the_zip_holds_every_module_and_runs_the_package(package: str, tmp_path: Path) -> None:
     output = tmp_path / f"{package}.pyz"
-    argv = ["--main", package, "--output", str(output), str(PACKAGES[package])]
+    argv = ["--main", package, "--output", str(output), str(PACKAGES[package]), str(SHARED)]
     assert _builder().main(argv) == 0
     with zipfile.ZipFile(output) as archive:
         names = set(archive.namelist())
-    expected = {f"{package}/{p.name}" for p in PACKAGES[package].glob("*.py")}
+    expected = {
+        f"{source.name}/{p.name}"
+        for source in (PACKAGES[package], SHARED)
+        for p in source.glob("*.py")
+    }
     assert names == expected | {"__main__.py"}
-    # The zip is what the host runs: `python3 <zip> --help` reaches the package's argparse.
+    # The zip is what the host runs: `python3 <zip> --help` reaches the package's argparse, and
+    # the shared package it imports is the zip's own, not this checkout's.
     if package == "pgstack_backup":
         proc = subprocess.run(
-            [sys.executable, str(output), "--help"], capture_output=True, text=True, check=False
+            [sys.executable, "-I", str(output), "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr
         assert "usage:" in proc.stdout
+    code = (
+        f"import sys; sys.path.insert(0, {str(output)!r}); "
+        "import pgstack_common.errors as m; print(m.__file__)"
+    )
+    where = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert where.stdout.strip() == str(output / "pgstack_common/errors.py"), where
 
 
 def test_same_sources_give_the_same_bytes_whatever_the_file_times(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ def start_exporter(stack: Stack, config: dict[str, Any], name: str) -> ExporterP
     path.write_text(yaml.safe_dump(config))
     port = servers.free_port()
     log = directory / f"{name}.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "exporters")}
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'exporters'}:{REPO / 'scripts'}"}
     check = subprocess.run(
         [sys.executable, "-m", "pgstack_exporter", "--config.file", str(path), "--check-config"],
         env=env,

@@ -16,8 +16,9 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o640) -> None:
-    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a mix."""
+def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a mix.
+    ``mode`` is the new file's, always given: who may read a file is the caller's decision."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
