@@ -16,19 +16,20 @@ cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+: >"$work/report"
 started=$(date +%s)
 
-# lane NAME LAYER...: the layers in order, each timed into $work/NAME.report.
+# lane LAYER...: the layers in order, each timed; its line goes into the report as it ends (both
+# lanes append to one file, a line per write).
 lane() {
-    local name=$1 layer began result elapsed
-    shift
+    local layer began result elapsed
     for layer in "$@"; do
         began=$(date +%s)
         echo "== layer ${layer%-tests} started" >&3
         if make --no-print-directory "$layer"; then result=passed; else result=FAILED; fi
         elapsed=$(($(date +%s) - began))
         # `lab` and `e2e-tests` make up `make e2e`; the report names them apart.
-        printf '  %-14s %-6s %4d s\n' "${layer%-tests}" "$result" "$elapsed" >>"$work/$name.report"
+        printf '  %-14s %-6s %4d s\n' "${layer%-tests}" "$result" "$elapsed" >>"$work/report"
         echo "== layer ${layer%-tests} $result in $elapsed s" >&3
         [ "$result" = passed ] || return 1
     done
@@ -38,15 +39,13 @@ lane() {
 phase() {
     local status=0 second
     # shellcheck disable=SC2086  # the layer lists are words
-    lane second $2 >"$work/second.log" 2>&1 &
+    lane $2 >"$work/second.log" 2>&1 &
     second=$!
     # shellcheck disable=SC2086
-    lane first $1 || status=1
+    lane $1 || status=1
     wait "$second" || status=1
     echo "== output of: $2"
     cat "$work/second.log"
-    cat "$work/first.report" "$work/second.report" >>"$work/report" 2>/dev/null
-    rm -f "$work/first.report" "$work/second.report"
     return $status
 }
 
