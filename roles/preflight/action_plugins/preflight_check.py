@@ -60,6 +60,10 @@ def _check_shape(rules: Any) -> list[dict[str, Any]]:
                 raise AnsibleActionFail(f"preflight_check: rule {number} needs {key} (a string)")
         if "that" not in rule:
             raise AnsibleActionFail(f"preflight_check: rule {rule['name']!r} needs that")
+        if not isinstance(rule.get("vars", {}), dict):
+            raise AnsibleActionFail(
+                f"preflight_check: rule {rule['name']!r}: vars must be a mapping"
+            )
     return rules
 
 
@@ -89,10 +93,6 @@ class ActionModule(ActionBase):
             whens = _expressions(rule, "when")
             loop_var = rule.get("loop_var", "item")
             rule_vars = rule.get("vars", {})
-            if not isinstance(rule_vars, dict):
-                raise AnsibleActionFail(
-                    f"preflight_check: rule {rule['name']!r}: vars must be a mapping"
-                )
             if "loop" in rule:
                 items = self._templar.copy_with_new_env(
                     available_variables=ChainMap(rule_vars, variables)
