@@ -126,7 +126,7 @@ e2e-tests: venv ## the end-to-end tests alone, on the lab `make lab` converged
 
 MOLECULE_ROLES := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 
-# Scenarios at a time.
+# Scenarios at a time: three alone; `make test` runs two beside the end-to-end tests.
 MOLECULE_JOBS ?= 3
 .PHONY: molecule
 molecule: host-deps venv ## each role's molecule scenario (create, converge, idempotence, check, verify, destroy), MOLECULE_JOBS (3) at a time
@@ -140,8 +140,8 @@ molecule-%: host-deps venv
 		exit $$status
 
 
-# `make test`: the layers as tests/layers.sh runs them (it says how and why):
-#   lint unit alerts integration  beside  lab-lifecycle lab;  then e2e, then molecule.
+# `make test`: the layers in two phases of two lanes each (tests/layers.sh says how and why):
+#   lint unit alerts integration  beside  lab-lifecycle lab;  then  e2e  beside  molecule.
 # Each layer's duration, then the whole suite's; the lab is torn down at the end, whatever happened.
 .PHONY: test
 test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgstack_lab.cgroup import machine_cgroups
 from pgstack_lab.errors import BootError, LabError, PreconditionError
 from pgstack_lab.image import Images
 from pgstack_lab.machine import Machine
@@ -86,9 +87,11 @@ class Lab:
         return Machine(self.machines_root, name)
 
     def known_machines(self) -> list[Machine]:
-        if not self.machines_root.is_dir():
-            return []
-        return [self.machine(p.name) for p in sorted(self.machines_root.iterdir()) if p.is_dir()]
+        """Machines with a directory or a cgroup: what `down --all` stops and removes."""
+        names = machine_cgroups()
+        if self.machines_root.is_dir():
+            names |= {p.name for p in self.machines_root.iterdir() if p.is_dir()}
+        return [self.machine(name) for name in sorted(names)]
 
     def ssh_base(self) -> list[str]:
         return [

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pgstack_lab.cgroup import MachineCgroup
 from pgstack_lab.errors import BootError
 from pgstack_lab.network import netns_name, veth_name
 from pgstack_lab.spec import HostSpec, LabSpec
@@ -145,6 +146,7 @@ class Machine:
         self.rootfs = self.dir / "rootfs"
         self.state_file = self.dir / "machine.json"
         self.console_log = self.dir / "console.log"
+        self.cgroup = MachineCgroup(name)
 
     def state(self) -> MachineState | None:
         try:
@@ -216,14 +218,20 @@ class Machine:
             "--timezone=copy",
             "--console=read-only",
         ]
-        with self.console_log.open("ab") as console:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.cgroup.create()
+        try:
+            with self.console_log.open("ab") as console:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=self.cgroup.join,  # noqa: PLW1509 (only writes, between fork and exec)
+                )
+        except subprocess.SubprocessError as exc:
+            message = f"{host.name}: could not start systemd-nspawn in its cgroup: {exc}"
+            raise BootError(message) from exc
         started = process_start_time(proc.pid)
         if started is None:
             raise BootError(f"{host.name}: systemd-nspawn exited at once; see {self.console_log}")
@@ -293,6 +301,7 @@ class Machine:
         SIGKILL at once (a host losing its power: nothing inside shuts down)."""
         state = self.state()
         if state is None or not _alive(state):
+            self._kill_orphans()
             return
         if not kill:
             log.info("stopping %s (pid %d)", self.name, state.pid)
@@ -319,6 +328,20 @@ class Machine:
         if not self._wait_gone(state, 10.0):
             raise BootError(f"{self.name}: systemd-nspawn pid {state.pid} survived SIGKILL")
 
+    def _kill_orphans(self) -> None:
+        """A systemd-nspawn killed from outside leaves its machine running: kill what of the
+        machine its cgroups still hold."""
+        if not (orphans := self.cgroup.pids()):
+            return
+        log.warning(
+            "%s: systemd-nspawn is gone but %d processes of the machine run: killing them",
+            self.name,
+            len(orphans),
+        )
+        self.cgroup.kill()
+        if not _wait_until(lambda: not self.cgroup.pids(), 10.0):
+            raise BootError(f"{self.name}: processes of the machine survived SIGKILL")
+
     @staticmethod
     def _wait_gone(state: MachineState, timeout: float) -> bool:
         return _wait_until(lambda: not _alive(state), timeout)
@@ -333,6 +356,7 @@ class Machine:
             )
         if self.dir.exists():
             self._remove_dir()
+        self.cgroup.remove()
 
     def _remove_dir(self) -> None:
         """Remove the machine directory once nothing of the machine runs inside it."""

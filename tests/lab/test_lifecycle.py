@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pgstack_lab.cgroup import GROUP, systemd_hierarchies
 from pgstack_lab.machine import machine_processes, process_start_time
 from pgstack_lab.network import BRIDGE, NETNS_PREFIX, RULE_COMMENT, VETH_PREFIX
 
@@ -74,11 +75,28 @@ def leftovers() -> list[str]:
     machines = LAB_ROOT / "machines"
     if machines.is_dir():
         found += [f"rootfs {p}" for p in machines.iterdir()]
+    found += [f"cgroup {p}" for p in systemd_hierarchies() if (p / GROUP).exists()]
     return found
+
+
+def init_cgroups(host: str) -> list[str]:
+    """The cgroups (every hierarchy) of the init of a running host, seen from the lab machine."""
+    nspawn = json.loads((LAB_ROOT / f"machines/{host}/machine.json").read_text())["pid"]
+    init = machine_processes(nspawn)[0]
+    lines = Path(f"/proc/{init}/cgroup").read_text().splitlines()
+    return [line.split(":", 2)[2] for line in lines if "name=systemd" in line or line[:3] == "0::"]
 
 
 def ssh(host: str, command: str) -> subprocess.CompletedProcess[str]:
     return lab("ssh", host, command)
+
+
+def probe(host: str, command: str) -> subprocess.Popen[str]:
+    """command started on host, not waited for: several hosts run theirs at the same time."""
+    argv = [sys.executable, "-m", "pgstack_lab", "ssh", host, command]
+    return subprocess.Popen(
+        argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -99,6 +117,16 @@ def test_up_and_down_twice_in_a_row() -> None:
             assert booted.stdout.split() == ["running", f"{host}.pgstack.internal"], booted.stderr
         # hosts reach each other by name, and the Debian mirror through the NAT
         assert ssh("db1", "getent hosts backup1.pgstack.internal").returncode == 0
+        # each host has a cgroup tree of its own, so the same unit on every host at once runs
+        # and stops cleanly everywhere
+        for host in HOSTS:
+            own = f"/{GROUP}/{host}/payload/"
+            assert all(path.startswith(own) for path in init_cgroups(host)), init_cgroups(host)
+        unit = "--unit=pgstack-lab-probe -p ExecStopPost=/bin/true"
+        probes = {host: probe(host, f"systemd-run --quiet --wait {unit} sleep 1") for host in HOSTS}
+        outcomes = {host: (run.communicate(timeout=60)[0], run.returncode)
+                    for host, run in probes.items()}  # fmt: skip
+        assert [out for out, rc in outcomes.values() if rc != 0] == []
         ok("up")  # idempotent: reuses the running machines
         assert states() == dict.fromkeys(HOSTS, "running")
         ok("down")
@@ -120,7 +148,8 @@ def test_up_recovers_from_a_killed_run() -> None:
     # A machine dies (its systemd-nspawn killed), and a stale namespace of a host that never
     # came up is lying around, as after a run killed halfway.
     state = json.loads((LAB_ROOT / "machines/backup1/machine.json").read_text())
-    os.kill(state["pid"], signal.SIGKILL)
+    inside = {pid: process_start_time(pid) for pid in machine_processes(state["pid"])}
+    os.kill(state["pid"], signal.SIGKILL)  # the machine itself goes on running, orphaned
     deadline = time.monotonic() + 10
     while states()["backup1"] == "running" and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -132,6 +161,8 @@ def test_up_recovers_from_a_killed_run() -> None:
     ok("up")
     assert states() == dict.fromkeys(HOSTS, "running")
     assert ssh("backup1", "true").returncode == 0
+    # the orphaned machine was killed before its rootfs was made again
+    assert [pid for pid, start in inside.items() if process_start_time(pid) == start] == []
     ok("down", "--all")
     assert leftovers() == []
 
