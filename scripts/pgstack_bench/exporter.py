@@ -22,6 +22,7 @@ import re
 import secrets
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ DB_PREFIX = "bench_db_"
 TABLES_DB = "bench_tables"
 RUNTIME_PREFIXES = ("go_", "process_", "promhttp_", "python_")
 UNIT_PREFIX = "pgstack-bench-"
+SESSIONS = 8  # psql sessions creating or dropping the scratch databases
 # postgres_exporter --auto-discover-databases opens a connection per database: it logs in as a
 # scratch member of the monitoring role (its privileges, its own connection limit), so that it can
 # neither take the monitoring role's 5 connections from the host's pgstack-exporter nor exhaust
@@ -451,6 +453,17 @@ def _psql(lab: BenchLab, sql: str, *, dbname: str = "postgres", timeout: float =
     )
 
 
+def _psql_sessions(lab: BenchLab, statements: Sequence[str]) -> None:
+    """Run statements in SESSIONS psql sessions at once. CREATE and DROP DATABASE each wait for
+    a checkpoint; concurrent sessions share checkpoints (on a local PostgreSQL 15, 80 databases:
+    8 sessions created them 2.8x and dropped them 5x faster than one)."""
+    chunks = [statements[i::SESSIONS] for i in range(SESSIONS)]
+    with ThreadPoolExecutor(max_workers=SESSIONS) as pool:
+        done = [pool.submit(_psql, lab, "\n".join(chunk) + "\n") for chunk in chunks if chunk]
+        for future in done:
+            future.result()
+
+
 def _installed(lab: BenchLab) -> set[str]:
     out = lab.sh(HOST, "dpkg-query -W -f='${Package} ${db:Status-Status}\\n'")
     return {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
@@ -641,11 +654,13 @@ def _grow_databases(lab: BenchLab, target: int) -> int:
         log.info("creating %d scratch databases", missing)
         # FILE_COPY: a checkpoint instead of the template's blocks in the WAL (and in the
         # pgBackRest archive on backup1).
-        sql = "".join(
-            f"CREATE DATABASE {DB_PREFIX}{i} STRATEGY = FILE_COPY;\n"
-            for i in range(start, start + missing)
+        _psql_sessions(
+            lab,
+            [
+                f"CREATE DATABASE {DB_PREFIX}{i} STRATEGY = FILE_COPY;"
+                for i in range(start, start + missing)
+            ],
         )
-        _psql(lab, sql)
     return _database_count(lab)
 
 
@@ -654,7 +669,7 @@ def _drop_scratch_databases(lab: BenchLab) -> None:
     names = _psql(lab, query).split()
     if names:
         log.info("dropping %d scratch databases", len(names))
-        _psql(lab, "".join(f"DROP DATABASE IF EXISTS {n} WITH (FORCE);\n" for n in names))
+        _psql_sessions(lab, [f"DROP DATABASE IF EXISTS {n} WITH (FORCE);" for n in names])
 
 
 def _create_tables(lab: BenchLab, count: int) -> int:
