@@ -33,7 +33,7 @@ typed in by hand.
 ## How to run
 
 ```sh
-make bench            # every section at every size (long)
+make bench            # every section at every size (the Duration table below says how long)
 make bench QUICK=1    # the smallest sizes and fewer repetitions (minutes)
 .venv/bin/pgstack-bench --quick --section exporter   # one section
 ```
@@ -139,6 +139,32 @@ def render_section(data: Mapping[str, Any], mtime: float, svg_prefix: str) -> st
     return "\n\n".join(parts)
 
 
+def render_durations(results: Sequence[tuple[dict[str, Any], float]]) -> str:
+    """What each section present took, and their sum: the time a run of them all takes."""
+    rows: list[dict[str, Cell]] = []
+    total = 0.0
+    for data, mtime in results:
+        elapsed = data.get("elapsed_s")
+        seconds = float(elapsed) if isinstance(elapsed, int | float) else None
+        total += seconds or 0.0
+        rows.append(
+            {
+                "section": str(data.get("title", data.get("name", "?"))),
+                "run": "quick" if data.get("quick") else "full",
+                "measured": _when(data, mtime),
+                "took": "—" if seconds is None else f"{seconds / 60:.1f} min",
+            }
+        )
+    rows.append(
+        {"section": "all of them", "run": "", "measured": "", "took": f"{total / 60:.1f} min"}
+    )
+    table = Table("", ("section", "run", "measured", "took"), tuple(rows))
+    return (
+        "## Duration\n\nWhat each section took when it last ran; a run of every section takes "
+        "about their sum.\n\n" + markdown_table(table)
+    )
+
+
 def render_doc(results: Sequence[tuple[dict[str, Any], float]], machine: Mapping[str, str]) -> str:
     parts = [INTRO.rstrip()]
     parts.append(
@@ -149,6 +175,8 @@ def render_doc(results: Sequence[tuple[dict[str, Any], float]], machine: Mapping
     parts[-1] += "\n| | |\n|---|---|\n" + rows
     if not results:
         parts.append("No results yet: run `make bench`.")
+    else:
+        parts.append(render_durations(results))
     for data, mtime in results:
         parts.append(render_section(data, mtime, SVG_DIR.name))
     return "\n\n".join(parts) + "\n"

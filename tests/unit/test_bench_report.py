@@ -160,6 +160,8 @@ def test_doc_lists_every_result_present_in_section_order(tmp_path: Path) -> None
     assert "| postgres_exporter | — | no answer |" in doc
     assert "![Exporter cost curve](benchmarks/exporter-curve.svg)" in doc
     assert "What redis means." in doc
+    assert "| Redis over TLS | quick | 2026-12-01 10:00 UTC | 0.7 min |" in doc
+    assert "| all of them |  |  | 1.4 min |" in doc  # each section took 42 s
     for name in ("exporter-curve", "redis-curve"):
         ET.parse(tmp_path / f"docs/benchmarks/{name}.svg")  # noqa: S314
 
