@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pgstack_common.errors import ExitCode
 from pgstack_exporter import __version__
+from pgstack_exporter.collectors import DEFAULT_ON, REGISTRY
 from pgstack_exporter.config import ConfigError, load
 from pgstack_exporter.exporter import COLLECTORS, Exporter
 from pgstack_exporter.server import make_server, parse_listen_address
@@ -54,12 +55,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log.level", dest="log_level", choices=sorted(LOG_LEVELS), default="info")
     p.add_argument("--version", action="version", version=f"pgstack-exporter {__version__}")
     for name in COLLECTORS:
+        parts = [spec.name for spec in REGISTRY if spec.part_of == name]
+        what = f"the {name} collectors ({', '.join(parts)})" if parts else f"the {name} collector"
+        default = name in DEFAULT_ON
         p.add_argument(
             f"--collector.{name}",
             dest=f"collector_{name}",
-            default=True,
+            default=default,
             action=argparse.BooleanOptionalAction,
-            help=f"the {name} collector (default on; --no-collector.{name} turns it off)",
+            help=f"{what} (default {'on' if default else 'off'})",
         )
     return p
 

@@ -1,33 +1,26 @@
-"""Wiring: targets from the configuration, one Collector per target kind, and /health."""
+"""Wiring: targets from the configuration, the registry's collectors on them, and /health."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from pgstack_exporter import (
-    __version__,
-    pgbackrest,
-    pgbouncer,
-    postgresql,
-    redis_target,
-    status_files,
-    tls,
-)
+from pgstack_exporter import __version__
+from pgstack_exporter.collector import AnySpec, bind
+from pgstack_exporter.collectors import DEFAULT_ON, REGISTRY, SWITCHES, selected
 from pgstack_exporter.config import Config
 from pgstack_exporter.metrics import MetricSpec, build_families, empty_families, gauge
 from pgstack_exporter.pgbackrest import CommandRunner, PgBackRestTarget, run_command
 from pgstack_exporter.pgbouncer import PgBouncerTarget
 from pgstack_exporter.postgresql import PostgresTarget
 from pgstack_exporter.redis_target import RedisConnector, RedisTarget, redis_py_connect
-from pgstack_exporter.runtime import Clock, Health, SystemClock, Target
+from pgstack_exporter.runtime import Clock, Executor, Health, ScrapePool, SystemClock, Target
 from pgstack_exporter.sql import SqlConnector, psycopg_connect
 from pgstack_exporter.status_files import StatusFilesTarget
 from pgstack_exporter.tls import CertificateProbe, Endpoint, TlsTarget, probe_certificate
@@ -50,26 +43,11 @@ COLLECTOR_DURATION = gauge(
 BUILD_INFO = gauge("exporter_build_info", "Always 1; the exporter's version as a label.", "version")
 METRICS: tuple[MetricSpec, ...] = (UP, COLLECTOR_SUCCESS, COLLECTOR_DURATION, BUILD_INFO)
 
-# Every collector the command line can switch off (--no-collector.<name>).
-COLLECTORS = (
-    "postgresql",
-    "archiver",
-    "pgbouncer",
-    "redis",
-    "dumps",
-    "drills",
-    "pgbackrest",
-    "tls",
-)
-# The Metric specs of every module: the catalogue in docs/metrics.md lists exactly these.
-ALL_METRICS: tuple[MetricSpec, ...] = (
-    *METRICS,
-    *postgresql.METRICS,
-    *pgbouncer.METRICS,
-    *redis_target.METRICS,
-    *status_files.METRICS,
-    *pgbackrest.METRICS,
-    *tls.METRICS,
+# Every name --[no-]collector.<name> takes.
+COLLECTORS = SWITCHES
+# Every metric the exporter can emit: the catalogue in docs/metrics.md lists exactly these.
+ALL_METRICS: tuple[MetricSpec, ...] = tuple(
+    dict.fromkeys([*METRICS, *(m for spec in REGISTRY for m in spec.metrics)])
 )
 HEALTH_KINDS = ("postgresql", "pgbouncer", "redis")
 
@@ -103,10 +81,15 @@ class KindCollector(Collector):
 
 
 class ExporterCollector(Collector):
-    """pgstack_up and the per-collector success and duration of the scrape in progress."""
+    """pgstack_up and the per-collector success and duration of the scrape in progress.
 
-    def __init__(self, targets: Sequence[Target]) -> None:
+    A collector split from another (``part_of``) also counts towards that one's series, which
+    succeed when all its parts on the target did and last as long as they took together.
+    """
+
+    def __init__(self, targets: Sequence[Target], part_of: Mapping[str, str]) -> None:
         self._targets = tuple(targets)
+        self._part_of = dict(part_of)
 
     def describe(self) -> Iterable[Metric]:
         return empty_families(METRICS)
@@ -119,15 +102,30 @@ class ExporterCollector(Collector):
         for target in self._targets:
             result = target.outcome()
             families[UP].add_metric([target.kind, target.name], 1.0 if result.up else 0.0)
+            groups: dict[str, tuple[bool, float]] = {}
             for part in result.parts:
-                families[COLLECTOR_SUCCESS].add_metric(
-                    [part.collector, target.name], float(part.success)
+                self._add(
+                    families, part.collector, target.name, part.success, part.duration_seconds
                 )
-                families[COLLECTOR_DURATION].add_metric(
-                    [part.collector, target.name], part.duration_seconds
-                )
+                group = self._part_of.get(part.collector)
+                if group is not None:
+                    success, duration = groups.get(group, (True, 0.0))
+                    groups[group] = (success and part.success, duration + part.duration_seconds)
+            for group, (success, duration) in groups.items():
+                self._add(families, group, target.name, success, duration)
         families[BUILD_INFO].add_metric([__version__], 1.0)
         yield from families.values()
+
+    @staticmethod
+    def _add(
+        families: dict[MetricSpec, GaugeMetricFamily],
+        collector: str,
+        target: str,
+        success: bool,
+        duration: float,
+    ) -> None:
+        families[COLLECTOR_SUCCESS].add_metric([collector, target], float(success))
+        families[COLLECTOR_DURATION].add_metric([collector, target], duration)
 
 
 def tls_endpoints(config: Config) -> list[Endpoint]:
@@ -151,98 +149,129 @@ def tls_endpoints(config: Config) -> list[Endpoint]:
     return out
 
 
+# How each kind of target is built from the configuration, given the collectors that run on it;
+# a target none of them runs on (its settings switch them all off) is not built.
+Builder = Callable[[Config, Seams, Executor, Sequence[AnySpec]], list[Target]]
+
+
+def _postgresql(
+    config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]
+) -> list[Target]:
+    out: list[Target] = []
+    for c in config.postgresql:
+        bound = bind(specs, c, seams.clock)
+        if bound:
+            out.append(PostgresTarget(c, seams.sql, seams.clock, pool, bound))
+    return out
+
+
+def _pgbouncer(
+    config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]
+) -> list[Target]:
+    out: list[Target] = []
+    for c in config.pgbouncer:
+        bound = bind(specs, c, seams.clock)
+        if bound:
+            out.append(PgBouncerTarget(c, seams.sql, seams.clock, pool, bound))
+    return out
+
+
+def _redis(config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]) -> list[Target]:
+    out: list[Target] = []
+    for c in config.redis:
+        bound = bind(specs, c, seams.clock)
+        if bound:
+            out.append(RedisTarget(c, seams.redis, seams.clock, pool, bound))
+    return out
+
+
+def _status_files(
+    config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]
+) -> list[Target]:
+    files = config.status_files
+    bound = [] if files is None else bind(specs, files, seams.clock)
+    if files is None or not bound:
+        return []
+    return [StatusFilesTarget(files.directory, seams.clock, pool, bound)]
+
+
+def _pgbackrest(
+    config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]
+) -> list[Target]:
+    settings = config.pgbackrest
+    bound = [] if settings is None else bind(specs, settings, seams.clock)
+    if settings is None or not bound:
+        return []
+    return [PgBackRestTarget(settings, seams.command, seams.clock, pool, bound)]
+
+
+def _tls(config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]) -> list[Target]:
+    out: list[Target] = []
+    for endpoint in tls_endpoints(config):
+        bound = bind(specs, endpoint, seams.clock)
+        if bound:
+            out.append(
+                TlsTarget(
+                    endpoint,
+                    interval=config.tls.interval_seconds,
+                    timeout=config.tls.timeout_seconds,
+                    probe=seams.certificate,
+                    clock=seams.clock,
+                    executor=pool,
+                    collectors=bound,
+                )
+            )
+    return out
+
+
+KINDS: dict[str, Builder] = {
+    "postgresql": _postgresql,
+    "pgbouncer": _pgbouncer,
+    "redis": _redis,
+    "status_files": _status_files,
+    "pgbackrest": _pgbackrest,
+    "tls": _tls,
+}
+
+
 class Exporter:
     """Every target of one configuration, its collectors, and the background health probing."""
 
     def __init__(
-        self, config: Config, enabled: Iterable[str] = COLLECTORS, seams: Seams | None = None
+        self, config: Config, enabled: Iterable[str] = DEFAULT_ON, seams: Seams | None = None
     ) -> None:
         self.config = config
         self.seams = seams or Seams()
-        on = set(enabled)
-        self.enabled = on
-        clock = self.seams.clock
-        count = (
-            len(config.postgresql)
-            + len(config.pgbouncer)
-            + len(config.redis)
-            + 4
-            + len(config.tls.probes) * 2
-        )
-        self._pool = ThreadPoolExecutor(max_workers=max(4, count * 2), thread_name_prefix="scrape")
-        pool = self._pool
+        self.collectors = selected(enabled)
+        self.enabled = {spec.name for spec in self.collectors}
+        self._pool = ScrapePool()
         self.kinds: dict[str, tuple[tuple[MetricSpec, ...], list[Target]]] = {}
-        if "postgresql" in on:
-            self._add(
-                "postgresql",
-                postgresql.METRICS,
-                [
-                    PostgresTarget(c, self.seams.sql, clock, pool, archiver="archiver" in on)
-                    for c in config.postgresql
-                ],
-            )
-        if "pgbouncer" in on:
-            self._add(
-                "pgbouncer",
-                pgbouncer.METRICS,
-                [PgBouncerTarget(c, self.seams.sql, clock, pool) for c in config.pgbouncer],
-            )
-        if "redis" in on:
-            self._add(
-                "redis",
-                redis_target.METRICS,
-                [RedisTarget(c, self.seams.redis, clock, pool) for c in config.redis],
-            )
-        files = config.status_files
-        if files is not None and ({"dumps", "drills"} & on) and (files.dumps or files.drills):
-            target = StatusFilesTarget(
-                files.directory,
-                clock,
-                pool,
-                dumps=files.dumps and "dumps" in on,
-                drills=files.drills and "drills" in on,
-            )
-            self._add("status_files", status_files.METRICS, [target])
-        if config.pgbackrest is not None and "pgbackrest" in on:
-            self._add(
-                "pgbackrest",
-                pgbackrest.METRICS,
-                [PgBackRestTarget(config.pgbackrest, self.seams.command, clock, pool)],
-            )
-        if "tls" in on:
-            settings = config.tls
-            self._add(
-                "tls",
-                tls.METRICS,
-                [
-                    TlsTarget(
-                        endpoint,
-                        interval=settings.interval_seconds,
-                        timeout=settings.timeout_seconds,
-                        probe=self.seams.certificate,
-                        clock=clock,
-                        executor=pool,
-                    )
-                    for endpoint in tls_endpoints(config)
-                ],
-            )
+        for kind, build in KINDS.items():
+            specs = [spec for spec in self.collectors if spec.kind == kind]
+            targets = build(config, self.seams, self._pool, specs) if specs else []
+            if targets:
+                metrics = tuple(dict.fromkeys(m for spec in specs for m in spec.metrics))
+                self.kinds[kind] = (metrics, targets)
+        # One scrape thread per target (a target never has two scrapes in flight).
+        self._pool.start(len(self.targets))
         self._stop = threading.Event()
         self._health_thread: threading.Thread | None = None
-
-    def _add(self, kind: str, specs: tuple[MetricSpec, ...], targets: Sequence[Target]) -> None:
-        if targets:
-            self.kinds[kind] = (specs, list(targets))
 
     @property
     def targets(self) -> list[Target]:
         return [t for _specs, targets in self.kinds.values() for t in targets]
+
+    @property
+    def workers(self) -> int:
+        return self._pool.workers
 
     def registry(self) -> CollectorRegistry:
         """A private registry holding this exporter's collectors (and nothing of the process)."""
         registry = CollectorRegistry(auto_describe=True)
         for specs, targets in self.kinds.values():
             registry.register(KindCollector(specs, targets))
-        registry.register(ExporterCollector(self.targets))
+        part_of = {s.name: s.part_of for s in self.collectors if s.part_of is not None}
+        registry.register(ExporterCollector(self.targets, part_of))
         return registry
 
     def start_round(self) -> None:
@@ -288,7 +317,7 @@ class Exporter:
         self._stop.set()
         for target in self.targets:
             target.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
 
 def _service(health: Health, kind: str) -> dict[str, Any]:

@@ -1,14 +1,15 @@
 """Metric specifications and the fresh families built from them on every scrape.
 
-Every metric the exporter can emit is a ``MetricSpec`` listed in one of the collector modules'
-``METRICS`` tuples; docs/metrics.md is checked against them (tests/unit/test_exporter_catalogue.py).
+Every metric the exporter can emit is a ``MetricSpec`` listed in the ``metrics`` of a collector
+(``collectors/``) or in the exporter's own ``METRICS``; docs/metrics.md is checked against them
+(tests/unit/test_exporter_catalogue.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -80,3 +81,8 @@ def build_families(specs: Sequence[MetricSpec], samples: Iterable[Sample]) -> It
         values = [item.labels[name] for name in item.spec.labels]
         family.add_metric(values, item.value)
     yield from families.values()
+
+
+def number(value: Any) -> float:
+    """A column or field as a float; NULL (None) reads as 0."""
+    return 0.0 if value is None else float(value)

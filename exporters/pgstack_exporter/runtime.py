@@ -12,8 +12,8 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
@@ -42,6 +42,31 @@ class SystemClock:
 
 class Executor(Protocol):
     def submit(self, fn: Callable[[], ScrapeResult], /) -> Future[ScrapeResult]: ...
+
+
+class ScrapePool:
+    """The scrape threads, one per target, started once every target is known.
+
+    A target never has more than one scrape in flight, so one thread per target lets every
+    scrape of a round run at once, and a hanging target holds only its own thread.
+    """
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self.workers = 0
+
+    def start(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="scrape")
+
+    def submit(self, fn: Callable[[], ScrapeResult], /) -> Future[ScrapeResult]:
+        if self._executor is None:
+            raise RuntimeError("the scrape pool is not started")
+        return self._executor.submit(fn)
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +109,15 @@ def first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+class Failed(Exception):
+    """Raised by a collector that failed but has samples to show all the same (a stale answer
+    and its age, a probe that did not verify): the samples are kept, the collector fails."""
+
+    def __init__(self, message: str, samples: list[Sample]) -> None:
+        super().__init__(message)
+        self.samples = samples
+
+
 class PartRecorder:
     """Runs the steps of one scrape, timing each; steps of one collector add up to one Part."""
 
@@ -108,6 +142,10 @@ class PartRecorder:
         start = self._clock.monotonic()
         try:
             samples = fn()
+        except Failed as failed:
+            self.samples.extend(failed.samples)
+            self._record(collector, False, self._clock.monotonic() - start)
+            return False
         except Exception as error:  # a failed step must not hide the other steps
             log.warning("%s on %s failed: %s", collector, self._target, first_line(error))
             self._record(collector, False, self._clock.monotonic() - start)
@@ -149,13 +187,15 @@ class Target(abc.ABC):
         """Release connections at shutdown."""
 
     def down(
-        self, recorder: PartRecorder, collector: str, start: float, error: Exception
+        self, recorder: PartRecorder, collectors: Iterable[str], start: float, error: Exception
     ) -> ScrapeResult:
-        """The result of a scrape that could not reach the target (logged once, in one line)."""
+        """The result of a scrape that could not reach the target (logged once, in one line):
+        every one of its ``collectors`` failed."""
         self.close()
         reason = first_line(error)
         log.warning("%s %s: down: %s", self.kind, self.name, reason)
-        recorder.fail(collector, start)
+        for collector in collectors:
+            recorder.fail(collector, start)
         health = Health(up=False, latency_ms=_ms_since(self.clock, start), message=reason)
         return ScrapeResult(up=False, parts=recorder.parts, health=health)
 

@@ -12,29 +12,16 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pgstack_exporter.metrics import MetricSpec, gauge, sample
+from pgstack_exporter.collector import Bound
 from pgstack_exporter.runtime import Clock, Executor, Health, PartRecorder, ScrapeResult, Target
 
 log = logging.getLogger(__name__)
 
-E = ("endpoint", "address")
-NOT_AFTER = gauge(
-    "tls_certificate_not_after_timestamp_seconds",
-    "notAfter of the certificate an endpoint serves (Unix time).",
-    *E,
-)
-PROBE_OK = gauge(
-    "tls_probe_success",
-    "1 when the TLS handshake succeeded and the certificate verified against the CA.",
-    *E,
-)
-PROBE_AGE = gauge("tls_probe_age_seconds", "Age of the last TLS probe of an endpoint.", *E)
-
-METRICS: tuple[MetricSpec, ...] = (NOT_AFTER, PROBE_OK, PROBE_AGE)
-
+KIND = "tls"
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
 
@@ -50,6 +37,17 @@ class Endpoint:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeAnswer:
+    """What a scrape hands the collector: the last probe of the endpoint."""
+
+    endpoint: Endpoint
+    ok: bool
+    error: str
+    not_after: float | None
+    age_seconds: float
 
 
 class CertificateProbe(Protocol):
@@ -80,7 +78,7 @@ def probe_certificate(endpoint: Endpoint, timeout: float) -> float:
 class TlsTarget(Target):
     """One endpoint, probed at most every ``interval`` seconds (a probe is a new TLS session)."""
 
-    kind = "tls"
+    kind = KIND
 
     def __init__(
         self,
@@ -91,9 +89,11 @@ class TlsTarget(Target):
         probe: CertificateProbe,
         clock: Clock,
         executor: Executor,
+        collectors: Sequence[Bound[ProbeAnswer]],
     ) -> None:
         super().__init__(endpoint.name, timeout + 0.5, clock, executor)
         self.endpoint = endpoint
+        self.collectors = tuple(collectors)
         self.interval, self.probe_timeout = interval, timeout
         self._probe = probe
         self._probe_lock = threading.Lock()
@@ -120,20 +120,18 @@ class TlsTarget(Target):
                         "tls probe %s (%s) failed: %s", self.name, self.address, self._error
                     )
                 self._probed_at = self.clock.monotonic()
-            labels = {"endpoint": self.name, "address": self.address}
-            out = [
-                sample(PROBE_OK, 1.0 if self._ok else 0.0, **labels),
-                sample(PROBE_AGE, self.clock.monotonic() - self._probed_at, **labels),
-            ]
-            if self._ok and self._not_after is not None:
-                out.append(sample(NOT_AFTER, self._not_after, **labels))
-            ok, reason = self._ok, self._error
-        recorder.run("tls", lambda: out)
-        if not ok:
-            recorder.fail("tls", start)
+            answer = ProbeAnswer(
+                endpoint=self.endpoint,
+                ok=self._ok,
+                error=self._error,
+                not_after=self._not_after,
+                age_seconds=self.clock.monotonic() - self._probed_at,
+            )
+        for collector in self.collectors:
+            recorder.run(collector.name, lambda c=collector: c.collect(answer))  # type: ignore[misc]
         return ScrapeResult(
-            up=ok,
+            up=answer.ok,
             samples=tuple(recorder.samples),
             parts=recorder.parts,
-            health=Health(up=ok, message=reason or None),
+            health=Health(up=answer.ok, message=answer.error or None),
         )

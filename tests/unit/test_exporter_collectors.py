@@ -13,15 +13,14 @@ from prometheus_client.registry import CollectorRegistry
 from test_exporter_support import FakeClock, FakeRedisConnector, FakeSqlConnector
 
 from pgstack_exporter.config import Config, parse
-from pgstack_exporter.exporter import Exporter, Seams
+from pgstack_exporter.exporter import COLLECTORS, Exporter, Seams
 
 PG_ANSWERS: dict[str, Any] = {
+    "probe": [{"ok": 1}],
     "server": [{"in_recovery": False, "start_time": 1_799_990_000.5, "wal_bytes": 50_331_648}],
     "settings": [
         {"name": "max_connections", "setting": "100", "pending_restart": False},
         {"name": "superuser_reserved_connections", "setting": "3", "pending_restart": False},
-        {"name": "archive_mode", "setting": "on", "pending_restart": False},
-        {"name": "data_directory", "setting": "/", "pending_restart": False},
         {"name": "shared_buffers", "setting": "16384", "pending_restart": True},
     ],
     "activity": [
@@ -48,8 +47,15 @@ PG_ANSWERS: dict[str, Any] = {
     "sizes": [{"datname": "app", "size": 7_000_000}],
     # No WAL archived or failed yet: PostgreSQL reports NULL times (the query maps them to 0).
     "archiver": [
-        {"archived_count": 0, "failed_count": 0, "last_archived": None, "last_failed": None}
+        {
+            "archived_count": 0,
+            "failed_count": 0,
+            "last_archived": None,
+            "last_failed": None,
+            "archive_mode": "on",
+        }
     ],
+    "data_directory": [{"data_directory": "/"}],
     "ready": [{"ready": 3}],
 }
 
@@ -353,7 +359,13 @@ def test_statement_and_lock_timeouts_are_sent_to_postgresql_only() -> None:
 )
 def test_pgbouncer_columns_are_read_by_name(pools: Any, stats: Any, databases: Any) -> None:
     sql = FakeSqlConnector(
-        {"pools": pools, "stats": stats, "config": CONFIG_ROWS, "databases": databases}
+        {
+            "probe": [{"version": "1.18"}],
+            "pools": pools,
+            "stats": stats,
+            "config": CONFIG_ROWS,
+            "databases": databases,
+        }
     )
     _exp, reg = registry_of(config(pgbouncer=[PGB]), sql=sql)
     pool = {"target": "db1", "database": "app", "user": "app"}
@@ -399,7 +411,9 @@ def test_registration_never_connects() -> None:
 def test_disabled_collectors_emit_nothing() -> None:
     sql = FakeSqlConnector(PG_ANSWERS)
     exporter = Exporter(
-        config(postgresql=[PG]), enabled=["postgresql"], seams=Seams(clock=FakeClock(), sql=sql)
+        config(postgresql=[PG]),
+        enabled=[n for n in COLLECTORS if n != "archiver"],
+        seams=Seams(clock=FakeClock(), sql=sql),
     )
     reg = exporter.registry()
     assert reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"}) == 1
@@ -417,7 +431,7 @@ def test_a_hanging_target_is_down_within_its_timeout_and_is_aborted() -> None:
         release.wait(10)
         raise psycopg.OperationalError("server closed the connection")
 
-    sql = FakeSqlConnector({**PG_ANSWERS, "server": hang})
+    sql = FakeSqlConnector({**PG_ANSWERS, "probe": hang})
     redis = FakeRedisConnector(REDIS_INFO)
     cfg = config(
         postgresql=[{**PG, "timeout_seconds": 1, "statement_timeout_ms": 500}], redis=[REDIS]
@@ -439,7 +453,7 @@ def test_a_hanging_target_is_down_within_its_timeout_and_is_aborted() -> None:
 
 def test_concurrent_scrapes_share_one_connection() -> None:
     sql = FakeSqlConnector(
-        {**PG_ANSWERS, "server": lambda: (time.sleep(0.05), PG_ANSWERS["server"])[1]}
+        {**PG_ANSWERS, "probe": lambda: (time.sleep(0.05), PG_ANSWERS["probe"])[1]}
     )
     exporter = Exporter(config(postgresql=[PG]), seams=Seams(sql=sql))
     reg = exporter.registry()

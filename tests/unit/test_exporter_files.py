@@ -19,9 +19,10 @@ from test_exporter_support import (
     drill_attempt,
 )
 
+from pgstack_exporter.collectors.pgbackrest import wal_position
 from pgstack_exporter.config import parse
 from pgstack_exporter.exporter import Exporter, Seams
-from pgstack_exporter.pgbackrest import PgBackRestTarget, wal_position
+from pgstack_exporter.pgbackrest import PgBackRestTarget
 
 T_0300 = datetime(2026, 11, 23, 3, 0, 0, tzinfo=UTC).timestamp()
 

@@ -174,9 +174,9 @@ def served() -> Iterator[tuple[str, threading.Event]]:
 
     def hang() -> list[dict[str, Any]]:
         release.wait(10)
-        return PG_ANSWERS["server"]
+        return PG_ANSWERS["probe"]
 
-    sql = FakeSqlConnector({**ANSWERS, "server": hang})
+    sql = FakeSqlConnector({**ANSWERS, "probe": hang})
     cfg = parse({"version": 1, **SERVERS, "health": {"interval_seconds": 1}})
     exporter = Exporter(cfg, seams=Seams(sql=sql, redis=FakeRedisConnector(REDIS_INFO)))
     server = make_server(exporter, exporter.registry(), "127.0.0.1", 0)

@@ -41,9 +41,9 @@ def test_the_zip_holds_every_module_and_runs_the_package(package: str, tmp_path:
     with zipfile.ZipFile(output) as archive:
         names = set(archive.namelist())
     expected = {
-        f"{source.name}/{p.name}"
+        f"{source.name}/{p.relative_to(source)}"
         for source in (PACKAGES[package], SHARED)
-        for p in source.glob("*.py")
+        for p in source.rglob("*.py")
     }
     assert names == expected | {"__main__.py"}
     # The zip is what the host runs: `python3 <zip> --help` reaches the package's argparse, and

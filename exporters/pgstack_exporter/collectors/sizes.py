@@ -1,0 +1,47 @@
+"""sizes: the size of every database, measured at most every database_size_interval_seconds."""
+
+from __future__ import annotations
+
+from pgstack_exporter.collector import Collect, CollectorSpec
+from pgstack_exporter.config import PostgresTarget as PostgresConfig
+from pgstack_exporter.metrics import Sample, gauge, number, sample
+from pgstack_exporter.postgresql import KIND
+from pgstack_exporter.runtime import Clock
+from pgstack_exporter.sql import Row, SqlSession
+
+SIZE = gauge(
+    "postgresql_database_size_bytes",
+    "Size of a database (cached, see postgresql_database_size_age_seconds).",
+    "target",
+    "database",
+)
+AGE = gauge("postgresql_database_size_age_seconds", "Age of the cached database sizes.", "target")
+
+QUERY = "SELECT datname, pg_database_size(oid) AS size FROM pg_database WHERE datallowconn"
+
+
+def factory(config: PostgresConfig, clock: Clock) -> Collect[SqlSession]:
+    # pg_database_size() walks every file of a database: measured again only once the cached
+    # answer is older than the interval (a failed measurement keeps the previous one).
+    rows: list[Row] = []
+    measured_at: float | None = None  # monotonic
+
+    def collect(session: SqlSession) -> list[Sample]:
+        nonlocal rows, measured_at
+        now = clock.monotonic()
+        if measured_at is None or now - measured_at >= config.database_size_interval_seconds:
+            rows = session.query("sizes", QUERY)
+            measured_at = now
+        out = [
+            sample(SIZE, number(row["size"]), target=config.name, database=str(row["datname"]))
+            for row in rows
+        ]
+        out.append(sample(AGE, now - measured_at, target=config.name))
+        return out
+
+    return collect
+
+
+COLLECTOR = CollectorSpec(
+    name="sizes", kind=KIND, metrics=(SIZE, AGE), factory=factory, part_of="postgresql"
+)
