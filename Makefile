@@ -11,9 +11,10 @@ PY := $(BIN)/python
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
 	postgresql-client redis-tools openssl python3-venv make
 # And for the offline test layers, which run real servers as local processes: PostgreSQL 15,
-# pgBackRest and Chromium (drills), prometheus for promtool (alert rules), PgBouncer, Redis and
-# Debian's python3-* libraries (the exporter, on the versions hosts run).
-TEST_PACKAGES := postgresql-15 pgbackrest chromium prometheus pgbouncer redis-server \
+# pgBackRest and Chromium (drills), prometheus for promtool (alert rules), prometheus-alertmanager
+# for amtool (alertmanager.yml), PgBouncer, Redis and Debian's python3-* libraries (the exporter,
+# on the versions hosts run).
+TEST_PACKAGES := postgresql-15 pgbackrest chromium prometheus prometheus-alertmanager pgbouncer redis-server \
 	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml
 LAB_INVENTORY := inventory/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -51,8 +52,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# The collections of requirements.yml: the ansible package pinned in pyproject.toml ships them, and
+# ansible-galaxy then has nothing to do (it contacts no server); one the venv lacks is installed
+# from Galaxy into .ansible/collections, a directory of ansible.cfg's collections_path.
+$(VENV)/.collections: requirements.yml $(VENV)/.installed
+	$(BIN)/ansible-galaxy collection install -r requirements.yml -p .ansible/collections
+	touch $@
+
+# The clone as the collection pgstack.pgstack (ansible.cfg's collections_path): the roles name the
+# shared Jinja tests by their full names (pgstack.pgstack.port), as an installed collection's must.
+COLLECTION_LINK := .ansible/collections/ansible_collections/pgstack/pgstack
+$(COLLECTION_LINK):
+	mkdir -p $(@D)
+	ln -sfn ../../../.. $@
+
 .PHONY: venv
-venv: $(VENV)/.installed ## the controller's Python tool chain in .venv (ansible, molecule, pytest...)
+venv: $(VENV)/.installed $(VENV)/.collections $(COLLECTION_LINK) ## the controller's Python tool chain in .venv (ansible, molecule, pytest...) and the collections
 
 .PHONY: lab
 lab: host-deps venv ## bring the lab up and converge the whole stack on it
@@ -74,8 +89,7 @@ app-shell: venv ## a shell on app1 as application APP (default app) with its env
 lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rule
 	$(BIN)/pgstack-lab down --all
 
-PYTHON_SOURCES := scripts exporters tests plugins roles/preflight/test_plugins roles/preflight/action_plugins \
-	roles/python_tool/files
+PYTHON_SOURCES := scripts exporters tests plugins roles/python_tool/files
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
@@ -84,7 +98,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ruff check $(PYTHON_SOURCES)
 	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards \
-		scripts/pgstack_bench scripts/pgstack_common roles/preflight/test_plugins/preflight.py roles/python_tool/files/build_zip.py \
+		scripts/pgstack_bench scripts/pgstack_common plugins/test/preflight.py roles/python_tool/files/build_zip.py \
 		exporters/pgstack_exporter
 
 .PHONY: dashboards

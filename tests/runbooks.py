@@ -33,6 +33,15 @@ HOSTS: dict[str, tuple[str, ...]] = {
     "On the monitoring host:": ("monitoring",),
     # The exporter's host that raised the alert: every host the exporter runs on.
     "On the alert's host (its `instance` label):": ("postgres", "pgbouncer", "redis", "backup"),
+    # The host a node exporter alert names: any managed host (every group of the inventory).
+    "On the alert's host (its `instance` label, any managed host):": (
+        "postgres",
+        "pgbouncer",
+        "redis",
+        "backup",
+        "monitoring",
+        "app",
+    ),
     # The machine that runs Ansible, in the repository's root (procedures only).
     CONTROLLER: (),
 }

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("/etc/pgstack/pg_dump.yml")
 # A labelled dump's suffix and the name of its restore point (pg_create_restore_point takes at most
-# 63 bytes). The same rule as roles/preflight/test_plugins/preflight.py (RESTORE_POINT_LABEL), which
+# 63 bytes). The same rule as plugins/test/preflight.py (RESTORE_POINT_LABEL), which
 # playbooks/pre_migration.yml applies; tests/unit/test_restore_point_label.py checks both.
 LABEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 

@@ -1,5 +1,6 @@
-"""The five dashboards. Every metric is in docs/metrics.md; thresholds are the alert rules' own
-(alerts/*.rules.yml), or the exporter's deadlines where no rule exists."""
+"""The six dashboards. Every pgstack_* metric is in docs/metrics.md (the Hosts board reads the node
+exporter's node_* metrics); thresholds are the alert rules' own (alerts/*.rules.yml), or the
+exporter's deadlines where no rule exists."""
 
 from __future__ import annotations
 
@@ -1079,4 +1080,104 @@ BACKUPS = Board(
     ),
 )
 
-BOARDS = (OVERVIEW, POSTGRESQL, PGBOUNCER, REDIS, BACKUPS)
+# --- hosts: Debian's node exporter on every managed host (job node, alerts/host.rules.yml)
+
+# HostFilesystemFull (10 %, 5 % available), HostMemoryLow (10 %, 5 %).
+FS_WARNING = 0.10
+FS_CRITICAL = 0.05
+MEMORY_WARNING = 0.10
+MEMORY_CRITICAL = 0.05
+# The filesystems the filesystem alerts watch: not those held in memory or made of image layers.
+FILESYSTEMS = (
+    'fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|iso9660|autofs", instance=~"$instance"'
+)
+SYNC_MAPPINGS = (("0", "no", RED), ("1", "yes", GREEN))
+
+HOSTS = Board(
+    uid="pgstack-hosts",
+    title="pgstack / Hosts",
+    description="Every managed host as its node exporter sees it: up, filesystems, memory, OOM "
+    "kills, clock, failed units; a row per host.",
+    tags=("pgstack", "hosts"),
+    variables=(instance_variable('up{job="node"}'),),
+    rows=(
+        Row(
+            "$instance",
+            (
+                stat(
+                    "Node exporter up",
+                    "Does Prometheus scrape the host's node exporter (HostDown when not for "
+                    "2 min)?",
+                    'min(up{job="node", instance=~"$instance"})',
+                    steps=UP_STEPS,
+                    mappings=UP_MAPPINGS,
+                ),
+                stat(
+                    "Fullest filesystem",
+                    "Space available on the host's fullest watched filesystem (orange under "
+                    "10 %, red under 5 %: HostFilesystemFull).",
+                    f"min(node_filesystem_avail_bytes{{{FILESYSTEMS}}} "
+                    f"/ node_filesystem_size_bytes{{{FILESYSTEMS}}})",
+                    unit="percentunit",
+                    steps=below(FS_CRITICAL, FS_WARNING),
+                ),
+                stat(
+                    "Memory available",
+                    "Share of the host's memory available to new allocations (orange under "
+                    "10 %, red under 5 %: HostMemoryLow).",
+                    'min(node_memory_MemAvailable_bytes{instance=~"$instance"} '
+                    '/ node_memory_MemTotal_bytes{instance=~"$instance"})',
+                    unit="percentunit",
+                    steps=below(MEMORY_CRITICAL, MEMORY_WARNING),
+                ),
+                stat(
+                    "OOM kills",
+                    "Processes the kernel's OOM killer ended in the last hour (HostOomKill).",
+                    'sum(increase(node_vmstat_oom_kill{instance=~"$instance"}[1h]))',
+                    steps=above(1),
+                    decimals=0,
+                ),
+                stat(
+                    "Clock synchronised",
+                    "Does the kernel report the clock synchronised by an NTP client "
+                    "(HostClockNotSynchronised)?",
+                    'min(node_timex_sync_status{instance=~"$instance"})',
+                    steps=UP_STEPS,
+                    mappings=SYNC_MAPPINGS,
+                ),
+                stat(
+                    "Failed units",
+                    "systemd units in the failed state (HostSystemdUnitFailed).",
+                    'sum(node_systemd_unit_state{state="failed", instance=~"$instance"})',
+                    steps=above(1),
+                ),
+                series(
+                    "Filesystem space available",
+                    "Space available on each watched filesystem, against its size "
+                    "(HostFilesystemFull at 10 % and 5 %, HostFilesystemFillingUp when the trend "
+                    "reaches 0 within a day).",
+                    Query(
+                        f"node_filesystem_avail_bytes{{{FILESYSTEMS}}} "
+                        f"/ node_filesystem_size_bytes{{{FILESYSTEMS}}}",
+                        "{{mountpoint}}",
+                    ),
+                    unit="percentunit",
+                    steps=below(FS_CRITICAL, FS_WARNING),
+                    min_value=0,
+                    max_value=1,
+                ),
+                series(
+                    "Memory",
+                    "Memory available to new allocations, against the host's total.",
+                    Query('node_memory_MemAvailable_bytes{instance=~"$instance"}', "available"),
+                    Query('node_memory_MemTotal_bytes{instance=~"$instance"}', "total"),
+                    unit="bytes",
+                    min_value=0,
+                ),
+            ),
+            repeat="instance",
+        ),
+    ),
+)
+
+BOARDS = (OVERVIEW, POSTGRESQL, PGBOUNCER, REDIS, BACKUPS, HOSTS)

@@ -149,7 +149,10 @@ def dashboard(board: Board) -> dict[str, Any]:
     panel_id = 0
     for row in board.rows:
         panel_id += 1
-        builder = builder.with_row(dash.Row(row.title).id(panel_id))
+        row_builder = dash.Row(row.title).id(panel_id)
+        if row.repeat:
+            row_builder = row_builder.repeat(row.repeat)
+        builder = builder.with_row(row_builder)
         for panel in row.panels:
             panel_id += 1
             builder = builder.with_panel(panel_builder(panel, panel_id))

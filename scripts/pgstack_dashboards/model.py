@@ -51,6 +51,8 @@ class Panel:
 class Row:
     title: str
     panels: tuple[Panel, ...]
+    # A variable the row is repeated for, once per selected value ("" = shown once).
+    repeat: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from psycopg.conninfo import make_conninfo
 
+from pgstack_lab.machine import machine_processes
+
 PORT = 5432
 PGBOUNCER_PORT = 6432
 DATABASE = "app"
@@ -211,6 +213,20 @@ def netns_iptables(host: str, *args: str) -> None:
     subprocess.run(
         ["ip", "netns", "exec", f"pgstack-lab-{host}", "iptables", "-w", *args],
         check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+
+
+def in_mount_namespace(host: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """A command run from the controller (root) in a lab host's mount namespace, with the
+    controller's privileges: what the host cannot do itself, such as mounting a loop device (lab
+    hosts have no /dev/loop*). Only the mount namespace is entered: paths are the host's, and the
+    command's effects are visible only there."""
+    root = Path(os.environ.get("PGSTACK_LAB_ROOT", "/var/lib/pgstack-lab"))
+    nspawn = json.loads((root / "machines" / host / "machine.json").read_text())["pid"]
+    init = machine_processes(nspawn)[0]
+    return subprocess.run(
+        ["nsenter", f"--target={init}", "--mount", "--", *argv],
+        capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -25,6 +28,7 @@ from helpers import (
     DbHost,
     conninfo,
     fetch,
+    in_mount_namespace,
     lab_ssh,
     netns_iptables,
     prometheus,
@@ -91,11 +95,16 @@ def notifications() -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def notified(alert: str, status: str, since: float) -> dict[str, Any] | None:
-    """The first webhook notification for alert in status (firing/resolved) sent after since."""
+def notified(
+    alert: str, status: str, since: float, labels: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The first webhook notification for alert in status (firing/resolved) sent after since;
+    with labels, only one that carries all of them."""
     for note in notifications():
         for item in note.get("alerts", []):
             if item["labels"].get("alertname") != alert or item["status"] != status:
+                continue
+            if labels and any(item["labels"].get(k) != v for k, v in labels.items()):
                 continue
             moment = item["startsAt"] if status == "firing" else item["endsAt"]
             stamp = time.mktime(time.strptime(moment[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
@@ -119,6 +128,8 @@ class Fault:
     began: float = field(default_factory=time.time)
     # Called while the alert is awaited (a workload the fault needs, such as WAL being written).
     tick: Callable[[], None] = lambda: None
+    # Labels the notification must carry besides alertname (one filesystem of several).
+    labels: dict[str, str] = field(default_factory=dict)
     ended: bool = False
 
     def end(self) -> None:
@@ -139,7 +150,7 @@ def fire_and_resolve(faults: list[Fault]) -> dict[str, float]:
     deadline = time.monotonic() + 300
     while pending and time.monotonic() < deadline:
         for name, fault in list(pending.items()):
-            item = notified(name, "firing", fault.began)
+            item = notified(name, "firing", fault.began, fault.labels)
             if item is None:
                 fault.tick()
                 continue
@@ -154,7 +165,7 @@ def fire_and_resolve(faults: list[Fault]) -> dict[str, float]:
         fault.end()
     wait_for(
         f"{sorted(fired)} resolved at the webhook",
-        lambda: all(notified(fault.alert, "resolved", repaired) for fault in faults),
+        lambda: all(notified(fault.alert, "resolved", repaired, fault.labels) for fault in faults),
         timeout=240,
     )
     for name, seconds in fired.items():
@@ -341,3 +352,77 @@ def test_stopped_postgresql_and_pgbouncer_fire_their_alerts_then_resolve(
         sh("db1", f"systemctl stop {unit}")
         faults.append(Fault(alert, "critical", starter(unit), began))
     fire_and_resolve(faults)
+
+
+# --- host metrics: a filesystem filled on backup1 (the node exporter, job node)
+
+FILL_MOUNT = "/srv/pgstack-e2e-fill"
+FILL_DEVICE = "/dev/pgstack-e2e-fill"
+FILL_IMAGE_MIB = 64
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[str]:
+    """A 64 MiB ext4 filesystem mounted at FILL_MOUNT on backup1, removed after the test.
+
+    Filling backup1's root would fill this machine's disk (lab hosts are directories on it), and
+    the filesystem alerts rightly ignore tmpfs. So: an image file on the controller, attached to a
+    loop device here, and mounted in backup1's mount namespace through a device node made there
+    (lab hosts have no loop devices of their own). The node exporter on backup1 sees an ext4
+    filesystem like any other.
+    """
+    image = tmp_path / "fill.ext4"
+    subprocess.run(["truncate", "-s", f"{FILL_IMAGE_MIB}M", str(image)], check=True, timeout=30)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True, timeout=60)
+    loop = subprocess.run(
+        ["losetup", "--find", "--show", str(image)],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()  # fmt: skip
+    mounted = False
+    try:
+        rdev = os.stat(loop).st_rdev
+        node = [FILL_DEVICE, "b", str(os.major(rdev)), str(os.minor(rdev))]
+        in_mount_namespace("backup1", "mknod", "-m", "0600", *node)
+        in_mount_namespace("backup1", "mkdir", "-p", FILL_MOUNT)
+        in_mount_namespace("backup1", "mount", "-t", "ext4", FILL_DEVICE, FILL_MOUNT)
+        mounted = True
+        yield FILL_MOUNT
+    finally:
+        with contextlib.suppress(Exception):
+            if mounted:
+                in_mount_namespace("backup1", "umount", FILL_MOUNT)
+        with contextlib.suppress(Exception):
+            in_mount_namespace("backup1", "rm", "-f", FILL_DEVICE)
+        with contextlib.suppress(Exception):
+            in_mount_namespace("backup1", "rmdir", FILL_MOUNT)
+        subprocess.run(["losetup", "--detach", loop], check=False, timeout=30)
+
+
+def test_a_full_filesystem_on_backup1_reaches_the_webhook_and_resolves(
+    small_filesystem: str,
+) -> None:
+    """backup1's new filesystem filled to about 1.5 % available: HostFilesystemFull (critical)
+    for that mount point reaches the webhook, and resolves once the fill file is gone."""
+    labels = {"instance": "backup1", "mountpoint": small_filesystem, "severity": "critical"}
+
+    def scraped() -> bool:
+        query = f'node_filesystem_size_bytes{{instance="backup1", mountpoint="{small_filesystem}"}}'
+        result = prometheus(f"/api/v1/query?query={quote(query)}")["result"]
+        return bool(result)
+
+    wait_for(f"{small_filesystem} on backup1 scraped (job node)", scraped, timeout=60)
+    fill = f"{small_filesystem}/fill"
+    # All but 1 MiB of what is available, as one preallocated file (no data written).
+    avail = f"$(df --output=avail -B1 {small_filesystem} | tail -n 1)"
+    sh("backup1", f"fallocate -l $(( {avail} - 1048576 )) {fill}")
+
+    def repair() -> None:
+        sh("backup1", f"rm -f {fill}")
+
+    fault = Fault("HostFilesystemFull", "critical", repair, labels=labels)
+    try:
+        fired = fire_and_resolve([fault])
+    finally:
+        with contextlib.suppress(Exception):
+            fault.end()
+    assert "HostFilesystemFull" in fired

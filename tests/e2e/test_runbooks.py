@@ -31,6 +31,8 @@ pytestmark = pytest.mark.e2e
 BLOCKS = all_blocks()
 # Blocks that name the alert's host run once for every host the exporter runs on.
 EXPORTER_GROUPS = HOSTS["On the alert's host (its `instance` label):"]
+# Blocks that name a node exporter alert's host run once for every managed host.
+MANAGED_GROUPS = HOSTS["On the alert's host (its `instance` label, any managed host):"]
 # The TLS endpoint every exporter host of the lab serves: pgBackRest's TLS server.
 TLS_PORT = 8432
 # One command's bound; a Confirm command answers in seconds.
@@ -102,8 +104,8 @@ def substitute(command: str, values: dict[str, str]) -> str:
 
 def runs(block: Block) -> list[Run]:
     exporter_hosts = _hosts(EXPORTER_GROUPS)
-    if block.groups == EXPORTER_GROUPS:
-        return [Run(block, host, host) for host in exporter_hosts]
+    if block.groups in (EXPORTER_GROUPS, MANAGED_GROUPS):
+        return [Run(block, host, host) for host in _hosts(block.groups)]
     instances: list[str | None] = [None]
     if block.placeholders & {"<host>", "<host FQDN>"}:
         instances = list(exporter_hosts)

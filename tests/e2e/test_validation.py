@@ -43,6 +43,7 @@ HOSTS = {
     "pg_dump": "backup1",
     "app_env": "app1",
     "restore_drill": "db1:backup1",
+    "node_exporter": "db1:app1",
 }
 
 
@@ -277,6 +278,13 @@ CASES: list[Case] = [
         "restore_drill", "heartbeat-password-short", {"restore_drill_heartbeat_password": "short"}
     ),
     case("restore_drill", "heartbeat-running-text", {"restore_drill_heartbeat_running": "maybe"}),
+    case("node_exporter", "port-out-of-range", {"node_exporter_port": 70000}),
+    case("node_exporter", "port-of-pgstack-exporter", {"node_exporter_port": 9716}),
+    case(
+        "node_exporter",
+        "listen-address-with-port",
+        {"node_exporter_listen_address": "0.0.0.0:9100"},
+    ),
     case("app_env", "database-host-not-a-name", {"app_env_database_host": "db 1"}),
     case("app_env", "pgbouncer-port-zero", {"app_env_pgbouncer_port": 0}),
     case("app_env", "redis-port-out-of-range", {"app_env_redis_port": 70000}),

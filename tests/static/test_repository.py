@@ -44,8 +44,9 @@ def test_top_level_holds_only_what_the_design_card_names() -> None:
     allowed = {
         "playbooks", "roles", "inventory", "exporters", "alerts", "dashboards", "scripts",
         "tests", "docs", "pyproject.toml", "README.md", "Makefile", "ansible.cfg",
-        # What an Ansible collection keeps beside its roles: plugins/ (the strategy).
-        "plugins",
+        # What an Ansible collection keeps beside its roles: its metadata, plugins/ (the strategy,
+        # the preflight_check action, the shared Jinja tests) and the collections it needs.
+        "galaxy.yml", "meta", "plugins", "requirements.yml",
     }  # fmt: skip
     tracked = {p.name for p in REPO_ROOT.iterdir() if not p.name.startswith(".")}
     ignored = {"build"} | {p.name for p in REPO_ROOT.glob("*.egg-info")}
@@ -155,11 +156,16 @@ def test_example_inventory_has_every_group_the_playbooks_target() -> None:
 
 @pytest.mark.parametrize(
     ("role", "own"),
-    [(PREFLIGHT, "test_plugins/preflight.py"), (PYTHON_TOOL, "files/build_zip.py")],
+    # preflight's code is the collection's: the Jinja tests and the preflight_check action.
+    [
+        (PREFLIGHT, REPO_ROOT / "plugins/test/preflight.py"),
+        (PYTHON_TOOL, PYTHON_TOOL / "files/build_zip.py"),
+    ],
     ids=["preflight", "python_tool"],
 )
-def test_an_internal_role_has_its_skeleton(role: Path, own: str) -> None:
-    for name in ("README.md", "meta/main.yml", "meta/argument_specs.yml", own):
+def test_an_internal_role_has_its_skeleton(role: Path, own: Path) -> None:
+    assert own.is_file(), own
+    for name in ("README.md", "meta/main.yml", "meta/argument_specs.yml"):
         assert (role / name).is_file(), name
     entry_points = load(role / "meta/argument_specs.yml")["argument_specs"]
     assert set(entry_points) == {p.stem for p in (role / "tasks").glob("*.yml")}
@@ -242,14 +248,18 @@ def test_per_release_variables_exist_for_every_supported_release(role: Path) -> 
     assert releases in (set(), {"Debian-12.yml", "Debian-13.yml"})
 
 
-# (what a shared rule looks like, its name, where it lives): outside the preflight role, no role
-# task, role variable or playbook spells these out again.
+# (what a shared rule looks like, its name, where it lives): outside the preflight role and the
+# collection's Jinja tests, no role task, role variable or playbook spells these out again.
 SHARED_RULES = [
-    (r"change\.\?me", "placeholder secret", "test_plugins/preflight.py"),
-    (r"\[a-z_\]\[a-z0-9_\]\{0,62\}", "SQL identifier", "test_plugins/preflight.py"),
-    (r"\[a-z0-9\]\[a-z0-9_\.-\]\{0,(40|62)\}", "restore point label", "test_plugins/preflight.py"),
-    (r"distribution_major_version", "platform check and release variables", "tasks/platform.yml"),
-    (r"\[systemd-analyze", "OnCalendar parsing", "tasks/calendar.yml"),
+    (r"change\.\?me", "placeholder secret", "plugins/test/preflight.py"),
+    (r"\[a-z_\]\[a-z0-9_\]\{0,62\}", "SQL identifier", "plugins/test/preflight.py"),
+    (r"\[a-z0-9\]\[a-z0-9_\.-\]\{0,(40|62)\}", "restore point label", "plugins/test/preflight.py"),
+    (
+        r"distribution_major_version",
+        "platform check and release variables",
+        "roles/preflight/tasks/platform.yml",
+    ),
+    (r"\[systemd-analyze", "OnCalendar parsing", "roles/preflight/tasks/calendar.yml"),
     (r"\| int (>|<)=? ?\d", "number ranges as written (is between, is port)", None),
 ]
 ANSIBLE_FILES = sorted(
@@ -264,14 +274,14 @@ ANSIBLE_FILES = sorted(
 )
 def test_a_shared_rule_is_defined_once(pattern: str, rule: str, home: str | None) -> None:
     if home is not None:
-        assert re.search(pattern, (PREFLIGHT / home).read_text()), f"{rule}: not in {home}"
+        assert re.search(pattern, (REPO_ROOT / home).read_text()), f"{rule}: not in {home}"
     offenders = [
         f"{path.relative_to(REPO_ROOT)}:{number}"
         for path in ANSIBLE_FILES
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if re.search(pattern, line) and not line.lstrip().startswith("#")
     ]
-    assert offenders == [], f"the {rule} rule belongs to roles/preflight"
+    assert offenders == [], f"the {rule} rule belongs to roles/preflight or plugins/test"
 
 
 def play_roles(play: dict[str, Any]) -> list[str]:

@@ -1,5 +1,5 @@
 """Python files of the repository outside any package, loaded by path as Ansible loads them: the
-preflight role's Jinja tests, a role's files."""
+collection's Jinja tests (plugins/test), a role's files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-PLUGIN = Path(__file__).resolve().parents[2] / "roles/preflight/test_plugins/preflight.py"
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins/test/preflight.py"
 
 
 def load_file(path: Path, name: str) -> ModuleType:

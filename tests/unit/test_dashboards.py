@@ -46,7 +46,7 @@ def test_check_fails_on_a_stale_file_and_passes_once_written(
     assert main(["--output-dir", str(tmp_path), "--check"]) == 1
 
 
-def test_the_five_dashboards_have_stable_unique_uids() -> None:
+def test_the_six_dashboards_have_stable_unique_uids() -> None:
     uids = {name: board["uid"] for name, board in boards().items()}
     assert uids == {
         "overview.json": "pgstack-overview",
@@ -54,7 +54,13 @@ def test_the_five_dashboards_have_stable_unique_uids() -> None:
         "pgbouncer.json": "pgstack-pgbouncer",
         "redis.json": "pgstack-redis",
         "backups.json": "pgstack-backups",
+        "hosts.json": "pgstack-hosts",
     }
+
+
+def test_the_hosts_board_repeats_its_row_for_every_host() -> None:
+    rows = [p for p in boards()["hosts.json"]["panels"] if p["type"] == "row"]
+    assert [row.get("repeat") for row in rows] == ["instance"]
 
 
 @pytest.mark.parametrize("name", sorted(rendered()))

@@ -1,4 +1,4 @@
-"""The input rules the roles share (roles/preflight/test_plugins/preflight.py), case by case.
+"""The input rules the roles share (plugins/test/preflight.py), case by case.
 
 They see values as the inventory wrote them, so a value the argument spec would coerce
 ("1_000", " 5", 5.0, True for an int) is refused here.

@@ -1,8 +1,8 @@
-"""roles/preflight's preflight_check action, run by the real ansible-playbook on the controller.
+"""The preflight_check action (plugins/action), run by the real ansible-playbook on the controller.
 
 One playbook holds every case as a block with a rescue (the roles' input checks fail a host the
-same way); the json callback gives each case's outcome. The rules use the preflight Jinja tests
-the roles use.
+same way); the json callback gives each case's outcome. The rules use the collection's Jinja tests
+by their full names, as the roles do.
 """
 
 from __future__ import annotations
@@ -24,17 +24,25 @@ PASSED = "pgstack-test: passed"
 CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
     "all-hold": (
         [
-            {"name": "port", "that": "good_port is port", "msg": "good_port is bad"},
+            {
+                "name": "port",
+                "that": "good_port is pgstack.pgstack.port",
+                "msg": "good_port is bad",
+            },
             {"name": "two", "that": ["1 < 2", "good_port | int > 1"], "msg": "never"},
         ],
         {},
     ),
     "first-failure-wins": (
         [
-            {"name": "port", "that": "good_port is port", "msg": "good_port is bad"},
+            {
+                "name": "port",
+                "that": "good_port is pgstack.pgstack.port",
+                "msg": "good_port is bad",
+            },
             {
                 "name": "bad port",
-                "that": "bad_port is port",
+                "that": "bad_port is pgstack.pgstack.port",
                 "msg": "bad_port must be a port, got {{ bad_port }}.",
             },
             {"name": "later", "that": "false", "msg": "a later rule must not be reached"},
@@ -45,7 +53,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
         [
             {
                 "name": "ports",
-                "that": "lookup('ansible.builtin.vars', one) is port",
+                "that": "lookup('ansible.builtin.vars', one) is pgstack.pgstack.port",
                 "msg": "{{ one }} must be a port, got {{ lookup('ansible.builtin.vars', one) }}.",
                 "loop": ["good_port", "bad_port"],
                 "loop_var": "one",
@@ -57,7 +65,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
         [
             {
                 "name": "items",
-                "that": "item.size is between(1)",
+                "that": "item.size is pgstack.pgstack.between(1)",
                 "msg": "{{ item.name }} needs a size of at least 1, got {{ item.size }}.",
                 "loop": "{{ things }}",
             },
@@ -68,7 +76,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
         [
             {
                 "name": "only the enabled",
-                "that": "item.size is between(1)",
+                "that": "item.size is pgstack.pgstack.between(1)",
                 "msg": "{{ item.name }} is enabled with size {{ item.size }}.",
                 "when": "item.enabled",
                 "loop": "{{ things }}",
