@@ -97,13 +97,17 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ansible-lint --nocolor
 	$(BIN)/ruff check $(PYTHON_SOURCES)
 	$(BIN)/ruff format --check $(PYTHON_SOURCES)
-	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards \
+	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards scripts/pgstack_screenshots \
 		scripts/pgstack_bench scripts/pgstack_common plugins/test/preflight.py roles/python_tool/files/build_zip.py \
 		exporters/pgstack_exporter
 
 .PHONY: dashboards
 dashboards: venv ## regenerate the Grafana dashboards (dashboards/*.json) from scripts/pgstack_dashboards
 	$(PY) -m pgstack_dashboards --output-dir dashboards
+
+.PHONY: screenshots
+screenshots: venv ## the PNGs of docs/images (drill report, dashboard layouts) with headless Chromium; not part of make test
+	$(PY) -m pgstack_screenshots --output-dir docs/images
 
 .PHONY: unit
 unit: venv ## fast tests: unit and static checks over the repository

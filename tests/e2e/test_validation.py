@@ -44,6 +44,7 @@ HOSTS = {
     "app_env": "app1",
     "restore_drill": "db1:backup1",
     "node_exporter": "db1:app1",
+    "grafana": "mon1",
 }
 
 
@@ -285,6 +286,8 @@ CASES: list[Case] = [
         "listen-address-with-port",
         {"node_exporter_listen_address": "0.0.0.0:9100"},
     ),
+    case("grafana", "prometheus-url-without-scheme", {"grafana_prometheus_url": "mon1:9090"}),
+    case("grafana", "dashboards-dir-relative", {"grafana_dashboards_dir": "dashboards"}),
     case("app_env", "database-host-not-a-name", {"app_env_database_host": "db 1"}),
     case("app_env", "pgbouncer-port-zero", {"app_env_pgbouncer_port": 0}),
     case("app_env", "redis-port-out-of-range", {"app_env_redis_port": 70000}),

@@ -24,7 +24,7 @@ from installed_collection import FQCN, REPO_ROOT, Installed, build_and_install
 PASSED = "pgstack-test: passed"
 # What an installed collection needs, and only that (galaxy.yml's build_ignore).
 TOP_LEVEL = {
-    "roles", "playbooks", "plugins", "meta", "exporters", "scripts", "alerts",
+    "roles", "playbooks", "plugins", "meta", "exporters", "scripts", "alerts", "dashboards",
     "README.md", "MANIFEST.json", "FILES.json",
 }  # fmt: skip
 ROLES = sorted(p.name for p in (REPO_ROOT / "roles").iterdir() if (p / "tasks").is_dir())
@@ -76,6 +76,7 @@ def test_the_tarball_holds_the_roles_playbooks_and_plugins(installed: Installed)
         *(f"roles/{role}/meta/argument_specs.yml" for role in ROLES),
         *(f"playbooks/{playbook}.yml" for playbook in PLAYBOOKS),
         *(f"alerts/{p.name}" for p in (REPO_ROOT / "alerts").glob("*.rules.yml")),
+        *(f"dashboards/{p.name}" for p in (REPO_ROOT / "dashboards").glob("*.json")),
     }
     assert sorted(expected - files) == []
 
@@ -84,7 +85,7 @@ def test_the_tarball_holds_what_the_roles_read_beside_themselves(installed: Inst
     """exporters/pgstack_exporter, scripts/pgstack_common, ... : each Python file of each one."""
     files = set(installed.files())
     read = beside_the_roles()
-    assert {"scripts/pgstack_common", "exporters/pgstack_exporter", "alerts"} <= read
+    assert {"scripts/pgstack_common", "exporters/pgstack_exporter", "alerts", "dashboards"} <= read
     for path in sorted(read):
         sources = {
             p.relative_to(REPO_ROOT).as_posix()
