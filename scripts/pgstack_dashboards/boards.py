@@ -1091,7 +1091,8 @@ MEMORY_CRITICAL = 0.05
 FILESYSTEMS = (
     'fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|iso9660|autofs", instance=~"$instance"'
 )
-SYNC_MAPPINGS = (("0", "no", RED), ("1", "yes", GREEN))
+# -1: the timex collector failed, so the clock's state is unknown.
+SYNC_MAPPINGS = (("-1", "unknown", ORANGE), ("0", "no", RED), ("1", "yes", GREEN))
 
 HOSTS = Board(
     uid="pgstack-hosts",
@@ -1140,8 +1141,10 @@ HOSTS = Board(
                 stat(
                     "Clock synchronised",
                     "Does the kernel report the clock synchronised by an NTP client "
-                    "(HostClockNotSynchronised)?",
-                    'min(node_timex_sync_status{instance=~"$instance"})',
+                    "(HostClockNotSynchronised)? Unknown where the node exporter cannot read "
+                    "the clock's state (its timex collector fails, as in containers).",
+                    'min(node_timex_sync_status{instance=~"$instance"}) or -min(1 - '
+                    'node_scrape_collector_success{collector="timex", instance=~"$instance"})',
                     steps=UP_STEPS,
                     mappings=SYNC_MAPPINGS,
                 ),
