@@ -8,15 +8,14 @@ rendered YAML as Grafana would: the data source's URL comes from the inventory's
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from localhost_play import case_messages, run_plays
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = REPO_ROOT / "roles/grafana/templates/etc/grafana/provisioning"
@@ -108,30 +107,9 @@ def converge(name: str, tmp: Path) -> tuple[Path, dict[str, str]]:
     out = tmp / "rendered"
     out.mkdir()
     (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory(monitoring)), encoding="utf-8")
-    (tmp / "cases.yml").write_text(yaml.safe_dump([play(out, cases)], sort_keys=False))
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp / "hosts.yml"),
-         str(tmp / "cases.yml")],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_STRATEGY": "linear",
-        },
-        check=False,
-        timeout=300,
-    )  # fmt: skip
+    result = run_plays([play(out, cases)], tmp / "cases.yml", inventory=tmp / "hosts.yml")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    found: dict[str, str] = {}
-    for play_result in json.loads(result.stdout)["plays"]:
-        for task in play_result["tasks"]:
-            task_name = task["task"]["name"]
-            if task_name.startswith("outcome "):
-                (message,) = task["hosts"]["localhost"]["msg"]
-                found[task_name.removeprefix("outcome ")] = message
+    found = {case: message for case, (message,) in case_messages(result.stdout).items()}
     assert sorted(found) == sorted(cases)
     return out, found
 

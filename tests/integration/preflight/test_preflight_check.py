@@ -7,15 +7,12 @@ by their full names, as the roles do.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from localhost_play import case_messages, run_plays
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PASSED = "pgstack-test: passed"
@@ -145,30 +142,10 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
         "vars": {"good_port": 5432, "bad_port": 70000},
         "tasks": tasks,
     }
-    playbook.write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            # The stock strategy: this is about the action, not about Mitogen.
-            "ANSIBLE_STRATEGY": "linear",
-        },
-        check=False,
-        timeout=300,
-    )
+    # The stock strategy (run_plays): this is about the action, not about Mitogen.
+    result = run_plays([play], playbook)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    document = json.loads(result.stdout)
-    found: dict[str, list[str]] = {}
-    for play_result in document["plays"]:
-        for task in play_result["tasks"]:
-            name = task["task"]["name"]
-            if name.startswith("outcome "):
-                found[name.removeprefix("outcome ")] = task["hosts"]["localhost"]["msg"]
+    found: dict[str, list[str]] = case_messages(result.stdout)
     assert sorted(found) == sorted(CASES)
     return found
 

@@ -10,8 +10,6 @@ amtool, and the refusal names the problem.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from localhost_play import case_messages, run_plays
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO_ROOT / "roles/prometheus/templates/etc/prometheus/alertmanager.yml.j2"
@@ -190,33 +190,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str],
         "vars": {"prometheus_exporter_targets": [{"name": "localhost", "address": "127.0.0.1"}]},
         "tasks": tasks,
     }
-    playbook.write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
-    result = subprocess.run(
-        [str(ansible_bin / "ansible-playbook"), "-i", "localhost,", "--vault-password-file",
-         str(password), str(playbook)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_STRATEGY": "linear",
-            # Modules on the controller run on this interpreter (not whatever python3 is first).
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        },
-        check=False,
-        timeout=300,
-    )  # fmt: skip
+    result = run_plays(
+        [play],
+        playbook,
+        args=("--vault-password-file", str(password)),
+        # Modules on the controller run on this interpreter (not whatever python3 is first).
+        env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable},
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    found: dict[str, str] = {}
-    for play_result in json.loads(result.stdout)["plays"]:
-        for task in play_result["tasks"]:
-            name = task["task"]["name"]
-            if name.startswith("outcome "):
-                (message,) = task["hosts"]["localhost"]["msg"]
-                found[name.removeprefix("outcome ")] = message
+    found = {case: message for case, (message,) in case_messages(result.stdout).items()}
     assert sorted(found) == sorted(CASES)
     return out, found, output
 
