@@ -7,14 +7,12 @@ by their full names, as the roles do.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localhost_play import case_messages, run_plays
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 PASSED = "pgstack-test: passed"
 
 # name: (rules, variables of the case)
