@@ -12,7 +12,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from pgstack_exporter import __version__
-from pgstack_exporter.collector import AnySpec, bind
+from pgstack_exporter.collector import AnySpec, Bound, SettingsT, bind
 from pgstack_exporter.collectors import DEFAULT_ON, REGISTRY, SWITCHES, selected
 from pgstack_exporter.config import Config
 from pgstack_exporter.metrics import MetricSpec, build_families, empty_families, gauge
@@ -154,35 +154,50 @@ def tls_endpoints(config: Config) -> list[Endpoint]:
 Builder = Callable[[Config, Seams, Executor, Sequence[AnySpec]], list[Target]]
 
 
+def _each_configured(
+    configs: Sequence[SettingsT],
+    specs: Sequence[AnySpec],
+    seams: Seams,
+    make: Callable[[SettingsT, list[Bound[Any]]], Target],
+) -> list[Target]:
+    """A target per configured server that at least one of the collectors runs on."""
+    out: list[Target] = []
+    for c in configs:
+        bound = bind(specs, c, seams.clock)
+        if bound:
+            out.append(make(c, bound))
+    return out
+
+
 def _postgresql(
     config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]
 ) -> list[Target]:
-    out: list[Target] = []
-    for c in config.postgresql:
-        bound = bind(specs, c, seams.clock)
-        if bound:
-            out.append(PostgresTarget(c, seams.sql, seams.clock, pool, bound))
-    return out
+    return _each_configured(
+        config.postgresql,
+        specs,
+        seams,
+        lambda c, bound: PostgresTarget(c, seams.sql, seams.clock, pool, bound),
+    )
 
 
 def _pgbouncer(
     config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]
 ) -> list[Target]:
-    out: list[Target] = []
-    for c in config.pgbouncer:
-        bound = bind(specs, c, seams.clock)
-        if bound:
-            out.append(PgBouncerTarget(c, seams.sql, seams.clock, pool, bound))
-    return out
+    return _each_configured(
+        config.pgbouncer,
+        specs,
+        seams,
+        lambda c, bound: PgBouncerTarget(c, seams.sql, seams.clock, pool, bound),
+    )
 
 
 def _redis(config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]) -> list[Target]:
-    out: list[Target] = []
-    for c in config.redis:
-        bound = bind(specs, c, seams.clock)
-        if bound:
-            out.append(RedisTarget(c, seams.redis, seams.clock, pool, bound))
-    return out
+    return _each_configured(
+        config.redis,
+        specs,
+        seams,
+        lambda c, bound: RedisTarget(c, seams.redis, seams.clock, pool, bound),
+    )
 
 
 def _status_files(
