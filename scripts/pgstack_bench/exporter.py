@@ -1058,7 +1058,7 @@ def run(lab: BenchLab) -> SectionResult:
     address = lab.address(HOST)
     all_exporters = exporters(address, pgstack_command(lab))
     sizes = (1, 100) if lab.quick else (1, 100, 1000)
-    rounds = 20 if lab.quick else 100
+    rounds = 20 if lab.quick else 40
     budget = 60.0 if lab.quick else 300.0
     state = _State(
         before=_installed(lab),

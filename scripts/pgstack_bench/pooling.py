@@ -104,7 +104,7 @@ class Plan:
             held_connections=1000,
             pgbench_clients=16,
             pgbench_scale=2 if quick else 10,
-            pgbench_seconds=5 if quick else 10,
+            pgbench_seconds=5 if quick else 6,
             pgbench_rounds=1 if quick else 2,
         )
 
