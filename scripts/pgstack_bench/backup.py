@@ -50,8 +50,8 @@ RTO_LIMIT_S = 3600.0
 RESTORE_GOAL = 1.5  # restore time over the floor
 
 DB_HOST = "db1"
-# The server binaries of the host's release (PostgreSQL 15 on Debian 12, 17 on 13), found by the
-# shell on the host each command runs on.
+# The server binaries of the host's release (its PostgreSQL major), found by the shell on the host
+# each command runs on.
 BIN = "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 BACKUP_HOST = "backup1"
 DATABASE = "pgstack_bench_backup"

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SCRATCH = Path("/var/lib/pgstack/drills/scratch")
 DEFAULT_REPORTS = Path("/var/lib/pgstack/drills/reports")
 DEFAULT_STATUS = Path("/var/lib/pgstack/status")
-DEFAULT_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian installs each PostgreSQL major's server under <root>/<major>/bin; without --bin-dir a
+# drill uses the one the backup host has (the restore_drill role installs its release's major).
+SERVER_ROOT = Path("/usr/lib/postgresql")
 DEFAULT_PORT = 55432
 RTO_OBJECTIVE = 3600.0
 RPO_OBJECTIVE = 300.0
@@ -102,8 +104,8 @@ def add_scratch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bin-dir",
         type=Path,
-        default=DEFAULT_BIN,
-        help=f"PostgreSQL server binaries (default {DEFAULT_BIN})",
+        default=None,
+        help=f"PostgreSQL server binaries (default: the one server installed, {SERVER_ROOT}/*/bin)",
     )
     parser.add_argument(
         "--os-user",
@@ -118,7 +120,7 @@ class ScratchOptions:
 
     root: Path
     port: int
-    bin_dir: Path
+    bin_dir: Path | None  # None: the one server installed (installed_bin_dir), found in preflight
     os_user: str
 
 
@@ -205,6 +207,8 @@ class Drill:
 
     def new_scratch(self, timezone: str = "UTC") -> Scratch:
         settings = self.scratch_options
+        if settings.bin_dir is None:
+            raise RuntimeError("new_scratch before preflight found the server binaries")
         self.scratch = Scratch.create(
             settings.root,
             self.options.kind,
@@ -217,16 +221,36 @@ class Drill:
         return self.scratch
 
 
-def preflight(settings: ScratchOptions) -> None:
-    """The checks every restoring drill makes before it creates anything."""
+def installed_bin_dir(server_root: Path) -> Path:
+    """The bin directory of the one PostgreSQL server installed under ``server_root``."""
+    found = sorted(path.parent for path in server_root.glob("*/bin/pg_ctl"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise PreconditionError(
+            f"no PostgreSQL server installed ({server_root}/*/bin/pg_ctl): install the"
+            " postgresql-<major> package of the database host's major, or give --bin-dir"
+        )
+    raise PreconditionError(
+        f"{len(found)} PostgreSQL servers installed ({', '.join(map(str, found))}):"
+        " give --bin-dir of the database host's major"
+    )
+
+
+def preflight(settings: ScratchOptions) -> ScratchOptions:
+    """The checks every restoring drill makes before it creates anything; the settings with the
+    server binaries found when --bin-dir was not given."""
     root = settings.root
     if not root.is_dir():
         raise PreconditionError(f"--scratch-dir {root}: not a directory")
     scratch.check_target(root, settings.port)
-    if not (settings.bin_dir / "pg_ctl").is_file():
+    if settings.bin_dir is None:
+        settings = dataclasses.replace(settings, bin_dir=installed_bin_dir(SERVER_ROOT))
+    elif not (settings.bin_dir / "pg_ctl").is_file():
         raise PreconditionError(
             f"--bin-dir {settings.bin_dir}: no pg_ctl (PostgreSQL server package)"
         )
+    return settings
 
 
 def verdict(options: Options, outcome: Outcome) -> list[str]:
@@ -253,7 +277,8 @@ def _guarded(
     try:
         if settings is None:
             return body(drill), None, ExitCode.OK
-        preflight(settings)
+        settings = preflight(settings)
+        drill.options = dataclasses.replace(drill.options, scratch=settings)
         with scratch.locked(settings.root):
             stale = scratch.remove_stale(settings.root)
             if stale:

@@ -25,6 +25,7 @@ from helpers import (
     conninfo,
     lab_ssh,
     netns_iptables,
+    pg_major,
     psql_db1,
     sh,
     switch_wal,
@@ -313,9 +314,11 @@ def test_a_dump_killed_mid_run_leaves_no_good_looking_file(big_table: str, signa
 # --- outage of the repository host
 
 
-def test_archiving_queues_during_an_outage_and_catches_up_without_a_gap() -> None:
+def test_archiving_queues_during_an_outage_and_catches_up_without_a_gap(
+    lab_inventory: Path,
+) -> None:
     # Lab hosts lack CAP_NET_ADMIN: the rule goes into backup1's network namespace from the
-    # controller (pgstack-lab names it pgstack-lab-<host>); it only affects backup1.
+    # controller (pgstack-lab names it pgstack-lab-<machine>); it only affects backup1.
     rule = ["INPUT", "-p", "tcp", "--dport", "8432", "-j", "REJECT", "--reject-with", "tcp-reset"]
     before = archiver()
     segments = []
@@ -327,7 +330,8 @@ def test_archiving_queues_during_an_outage_and_catches_up_without_a_gap() -> Non
         # archive-push waits up to pgBackRest's archive-timeout (60 s) for the async process
         # before it reports the failure to PostgreSQL.
         wait_for("archiver failures", lambda: archiver()["failed"] > before["failed"], 180, every=2)
-        ready = sh(DB, "ls /var/lib/postgresql/15/main/pg_wal/archive_status | grep -c ready; true")
+        status_dir = f"/var/lib/postgresql/{pg_major(lab_inventory, DB)}/main/pg_wal/archive_status"
+        ready = sh(DB, f"ls {status_dir} | grep -c ready; true")
         assert int(ready.strip()) >= 1, "no WAL waiting in pg_wal"
         assert not any(segment_in_repository(s) for s in segments[1:])
     finally:

@@ -31,6 +31,7 @@ from helpers import (
     in_mount_namespace,
     lab_ssh,
     netns_iptables,
+    pg_major,
     prometheus,
     sh,
     switch_wal,
@@ -335,7 +336,7 @@ def started_again() -> Iterator[list[str]]:
 
 
 def test_stopped_postgresql_and_pgbouncer_fire_their_alerts_then_resolve(
-    started_again: list[str],
+    started_again: list[str], lab_inventory: Path
 ) -> None:
     quiet({"PostgresqlDown", "PgbouncerDown"})
 
@@ -346,7 +347,8 @@ def test_stopped_postgresql_and_pgbouncer_fire_their_alerts_then_resolve(
         return start
 
     faults = []
-    for unit, alert in (("postgresql@15-main", "PostgresqlDown"), ("pgbouncer", "PgbouncerDown")):
+    cluster = f"postgresql@{pg_major(lab_inventory, 'db1')}-main"
+    for unit, alert in ((cluster, "PostgresqlDown"), ("pgbouncer", "PgbouncerDown")):
         began = time.time()
         started_again.append(unit)
         sh("db1", f"systemctl stop {unit}")

@@ -3,8 +3,9 @@
 The blocks are read from docs/runbooks/*.md but the procedures (tests/runbooks.py, the convention
 of docs/alerts.md), their placeholders replaced with the lab's values, and each command line run as
 root on the host the sentence before its block names, in one ssh call per lab host for all the
-blocks it runs; every unit a block names must exist there (journalctl and systemctl list-timers
-answer 0 for any name).
+blocks it runs; every unit a block names must exist there, and every unit pattern
+(`'postgresql@*'`) must match a loaded unit (journalctl and systemctl list-timers answer 0 for any
+name, systemctl status for a pattern that matches nothing).
 On a healthy lab every Confirm command exits 0 (pipelines with pipefail). Passwords reach the
 commands the way the tools read them without a terminal: psql from PGPASSWORD, redis-cli
 --askpass from stdin; they are never in argv and must not appear in the output.
@@ -38,8 +39,11 @@ TLS_PORT = 8432
 # One command's bound; a Confirm command answers in seconds.
 COMMAND_TIMEOUT = 60
 PSQL_USER = re.compile(r"\buser=(\w+)")
-# Units a command names: journalctl and systemctl answer 0 for a unit that does not exist.
-UNIT = re.compile(r"(?:journalctl -u|systemctl (?:status|list-timers)) ([\w@.-]+)(?=\s|$)")
+# Units a command names, or unit patterns in single quotes: journalctl and systemctl answer 0 for a
+# unit that does not exist, systemctl status for a pattern that matches nothing.
+UNIT = re.compile(
+    r"(?:journalctl -u|systemctl (?:status|list-timers)) ('[^'\s]+'|[\w@.-]+)(?=\s|$)"
+)
 REDIS_USER = re.compile(r"--user\s+(\S+)")
 
 
@@ -113,9 +117,15 @@ def runs(block: Block) -> list[Run]:
 
 
 def unit_checks(block: Block) -> list[str]:
-    """A command per unit the block names that fails when the unit does not exist on the host."""
+    """A command per unit the block names that fails when the unit does not exist on the host, and
+    per quoted pattern that fails when no loaded unit matches it."""
     units = dict.fromkeys(name for command in block.commands for name in UNIT.findall(command))
-    return [f"systemctl cat {unit} >/dev/null" for unit in units]
+    return [
+        f'test -n "$(systemctl list-units --all --plain --no-legend {unit})"'
+        if unit.startswith("'")
+        else f"systemctl cat {unit} >/dev/null"
+        for unit in units
+    ]
 
 
 def credentials(command: str, secret: Callable[[str], str]) -> tuple[str | None, str | None]:

@@ -10,11 +10,17 @@ from typing import Any
 import pytest
 import yaml
 
+import release
 from pgstack_backup.cli import main
 from pgstack_backup.config import parse_config
 from pgstack_backup.errors import ConfigError, ExitCode
 from pgstack_backup.status import Attempt, Status, record, status_path
 
+# The server binaries the pg_dump role renders on each supported release (roles/pg_dump/vars).
+BIN_DIRS = {
+    codename: f"/usr/lib/postgresql/{facts['postgresql']}/bin"
+    for codename, facts in release.all_facts().items()
+}
 GOOD: dict[str, Any] = {
     "version": 1,
     "cluster": "db1",
@@ -23,7 +29,7 @@ GOOD: dict[str, Any] = {
         "passfile": "/etc/pgstack/pg_dump.pgpass", "sslmode": "verify-full",
         "sslrootcert": "/etc/pgstack/tls/ca.crt", "connect_timeout": 10,
     },
-    "bin_dir": "/usr/lib/postgresql/15/bin",
+    "bin_dir": next(iter(BIN_DIRS.values())),
     "destination": "/var/backups/pgstack/dumps/db1",
     "status_dir": "/var/lib/pgstack/status",
     "compress_level": 1,
@@ -32,8 +38,10 @@ GOOD: dict[str, Any] = {
 }  # fmt: skip
 
 
-def test_the_rendered_shape_is_accepted() -> None:
-    config = parse_config(GOOD, "pg_dump.yml")
+@pytest.mark.parametrize("codename", sorted(BIN_DIRS))
+def test_the_rendered_shape_is_accepted(codename: str) -> None:
+    config = parse_config({**GOOD, "bin_dir": BIN_DIRS[codename]}, "pg_dump.yml")
+    assert config.bin_dir == Path(BIN_DIRS[codename])
     assert config.databases == ("app",)
     assert config.retention.max_age_days == 7
     assert "password" not in config.connection.conninfo("app")

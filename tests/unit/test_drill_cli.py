@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from datetime import UTC, datetime
@@ -192,6 +193,61 @@ def test_a_failing_body_removes_its_scratch_and_records_an_error(
     attempt = last_attempt(dirs)
     assert attempt["result"] == "error"
     assert attempt["exit_code"] == code
+
+
+def servers(root: Path, *majors: str) -> list[Path]:
+    """Debian's layout of installed PostgreSQL servers: <root>/<major>/bin/pg_ctl."""
+    for major in majors:
+        (root / major / "bin").mkdir(parents=True)
+        (root / major / "bin" / "pg_ctl").write_text("#!/bin/sh\n")
+    return [root / major / "bin" for major in majors]
+
+
+def test_the_one_installed_server_is_found(tmp_path: Path) -> None:
+    (found,) = servers(tmp_path, "16")
+    (tmp_path / "18" / "lib").mkdir(parents=True)  # a client-only or half-removed major
+    assert drill.installed_bin_dir(tmp_path) == found
+
+
+def test_no_installed_server_is_a_precondition_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(PreconditionError, match=r"no PostgreSQL server installed .*--bin-dir"):
+        drill.installed_bin_dir(tmp_path)
+
+
+def test_several_installed_servers_need_bin_dir(tmp_path: Path) -> None:
+    servers(tmp_path, "16", "18")
+    with pytest.raises(PreconditionError, match=r"2 PostgreSQL servers installed .*--bin-dir"):
+        drill.installed_bin_dir(tmp_path)
+
+
+def test_without_bin_dir_a_drill_uses_the_installed_server(
+    dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (found,) = servers(tmp_path / "postgresql", "16")
+    monkeypatch.setattr(drill, "SERVER_ROOT", tmp_path / "postgresql")
+    used: list[Path | None] = []
+
+    def body(run: drill.Drill) -> drill.Outcome:
+        used.append(run.scratch_options.bin_dir)
+        return drill.Outcome({}, {}, rto_seconds=1)
+
+    unset = options(dirs)
+    assert unset.scratch is not None
+    unset = dataclasses.replace(unset, scratch=dataclasses.replace(unset.scratch, bin_dir=None))
+    assert drill.execute(unset, body, clock=Clock()) == ExitCode.OK
+    assert used == [found]
+
+
+def test_without_bin_dir_and_no_server_the_drill_records_a_precondition(
+    dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(drill, "SERVER_ROOT", tmp_path / "postgresql")
+    argv = ["logical", *common(dirs), "--database", "app", "--dumps-dir", str(dirs["dumps"])]
+    argv.remove("--bin-dir")
+    argv.remove(str(dirs["bin"]))
+    assert main(argv) == ExitCode.PRECONDITION
+    attempt = json.loads((dirs["status"] / "drill-db1-logical.json").read_text())["last_attempt"]
+    assert "no PostgreSQL server installed" in attempt["error"]
 
 
 class _HeartbeatConnection:

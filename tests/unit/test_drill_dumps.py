@@ -8,9 +8,15 @@ from typing import Any
 
 import pytest
 
+import release
 from pgstack_drill.dumps import TableSummary, compare_tables, find_dump, parse_manifest
 from pgstack_drill.errors import PreconditionError, VerificationFailed
 
+# What pg_dump's runner records as server_version on each supported release (its Debian package's).
+SERVER_VERSIONS = [
+    f"{facts['postgresql']}.4 (Debian {facts['postgresql']}.4-1)"
+    for facts in release.all_facts().values()
+]
 # The example of docs/backup.md, completed.
 EXAMPLE: dict[str, Any] = {
     "version": 1,
@@ -20,7 +26,7 @@ EXAMPLE: dict[str, Any] = {
     "started_at": "2026-11-23T03:00:00Z",
     "finished_at": "2026-11-23T03:00:12Z",
     "snapshot": "00000003-0000001B-1",
-    "server_version": "15.14 (Debian 15.14-0+deb12u1)",
+    "server_version": SERVER_VERSIONS[0],
     "compress_level": 1,
     "tables": [{"schema": "public", "name": "orders", "rows": 1000, "checksum": "-123456789"}],
     "files": {
@@ -31,8 +37,10 @@ EXAMPLE: dict[str, Any] = {
 }
 
 
-def test_the_documented_example_parses() -> None:
-    manifest = parse_manifest(EXAMPLE, "example")
+@pytest.mark.parametrize("server_version", SERVER_VERSIONS)
+def test_the_documented_example_parses(server_version: str) -> None:
+    manifest = parse_manifest({**EXAMPLE, "server_version": server_version}, "example")
+    assert manifest.server_version == server_version
     assert manifest.tables == (TableSummary("public", "orders", 1000, "-123456789"),)
     assert manifest.size_bytes == 1344
     assert manifest.files["data.dump"].sha256 == "a" * 64

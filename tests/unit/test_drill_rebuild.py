@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+import release
 from pgstack_drill import rebuild, report, verification
 from pgstack_drill.cli import build_parser, main
 from pgstack_drill.errors import ExitCode, UsageError
@@ -21,6 +22,10 @@ from pgstack_drill.timing import Phase
 
 START = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 NOW = START + timedelta(minutes=40)
+# What a rebuilt server of each supported release answers for current_setting('server_version').
+SERVER_VERSIONS = {
+    codename: f"{facts['postgresql']}.4" for codename, facts in release.all_facts().items()
+}
 DBNAME = "host=db1.lab port=5432 dbname=postgres user=pgstack_backup sslmode=verify-full"
 PHASES = [
     "--phase",
@@ -50,6 +55,7 @@ class Server:
     """Answers the queries of a rebuild drill; each connection costs one second."""
 
     clock: Clock
+    version: str = next(iter(SERVER_VERSIONS.values()))
     in_recovery: bool = False
     newest: datetime | None = START - timedelta(seconds=42)
     databases: tuple[str, ...] = ("app", "postgres")
@@ -88,7 +94,7 @@ class Connection:
     def execute(self, query: str, params: Any = None) -> Any:
         server = self.server
         if query == rebuild.SERVER_QUERY:
-            rows = [("7441829004021547621", server.in_recovery, "15.18", 2)]
+            rows = [("7441829004021547621", server.in_recovery, server.version, 2)]
         elif query == verification.DATABASES_QUERY:
             rows = [(name, name not in server.without_connect) for name in server.databases]
         elif query == verification.USER_TABLES_QUERY:
@@ -219,10 +225,13 @@ def test_a_start_in_the_future_is_refused() -> None:
 # --- the drill against a fake server
 
 
+@pytest.mark.parametrize("codename", sorted(SERVER_VERSIONS))
 def test_a_rebuilt_primary_passes_with_rto_rpo_and_the_playbooks_phases(
-    dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    dirs: dict[str, Path], capsys: pytest.CaptureFixture[str], codename: str
 ) -> None:
-    server = Server(Clock(), checks={"SELECT count(*) > 0 FROM jobs": True})
+    server = Server(
+        Clock(), SERVER_VERSIONS[codename], checks={"SELECT count(*) > 0 FROM jobs": True}
+    )
     code = drill(dirs, server, *PHASES, "--check", "app:SELECT count(*) > 0 FROM jobs")
     doc, status = written(dirs)
     assert code == 0, doc["error"]
@@ -238,6 +247,7 @@ def test_a_rebuilt_primary_passes_with_rto_rpo_and_the_playbooks_phases(
     assert doc["started_at"] == "2026-11-23T03:00:00Z"
     assert doc["source"]["system_identifier"] == "7441829004021547621"
     assert doc["source"]["timeline"] == 2
+    assert doc["source"]["server_version"] == SERVER_VERSIONS[codename]
     assert doc["source"]["host"] == "db1.lab"
     assert doc["source"]["newest_heartbeat"] == "2026-11-23T02:59:18+00:00"
     assert doc["verification"]["databases"] == {"app": 2, "postgres": 2}
@@ -382,7 +392,7 @@ def rebuild_doc(started: str, rto: float, **changes: Any) -> dict[str, Any]:
                 "host": "db1.lab",
                 "system_identifier": "7441829004021547621",
                 "timeline": 2,
-                "server_version": "15.18",
+                "server_version": next(iter(SERVER_VERSIONS.values())),
             },
             "verification": {"databases": {"app": 2}, "tables": [], "checks": [], "problems": []},
         },

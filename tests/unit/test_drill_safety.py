@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import release
 from pgstack_drill import scratch
 from pgstack_drill.errors import PreconditionError
 
@@ -32,8 +33,9 @@ def test_a_port_in_use_is_refused(tmp_path: Path, listener: int) -> None:
         scratch.check_target(tmp_path, listener)
 
 
-def test_a_data_directory_as_scratch_root_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "PG_VERSION").write_text("15\n")
+@pytest.mark.parametrize("major", sorted({f["postgresql"] for f in release.all_facts().values()}))
+def test_a_data_directory_as_scratch_root_is_refused(tmp_path: Path, major: str) -> None:
+    (tmp_path / "PG_VERSION").write_text(f"{major}\n")
     with pytest.raises(PreconditionError, match="is a PostgreSQL data directory"):
         scratch.check_target(tmp_path, free_port())
 

@@ -1,4 +1,6 @@
-"""A real PostgreSQL 15 primary with a local pgBackRest repository, as local processes.
+"""A real PostgreSQL primary with a local pgBackRest repository, as local processes.
+
+The server is the one installed on this machine (its Debian release's major).
 
 Session-wide: a temporary directory (readable by the ``postgres`` OS user, unlike pytest's
 0700 tmp_path), a free port on 127.0.0.1, TLS (self-signed, so the dump tool's verify-full
@@ -37,7 +39,7 @@ from drill_helpers import (
 @pytest.fixture(scope="session")
 def base_dir() -> Iterator[Path]:
     if not (BIN / "initdb").is_file() or shutil.which("pgbackrest") is None:
-        pytest.fail("needs postgresql-15 and pgbackrest (make host-deps installs them)")
+        pytest.fail(f"needs initdb in {BIN} and pgbackrest (make host-deps installs them)")
     base = Path(tempfile.mkdtemp(prefix="pgstack-drill-it-"))
     base.chmod(0o755)
     yield base

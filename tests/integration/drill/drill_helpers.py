@@ -14,7 +14,12 @@ from typing import Any
 
 import psycopg
 
-BIN = Path("/usr/lib/postgresql/15/bin")
+import release
+
+# The one PostgreSQL server installed here (make host-deps installs the release's major); the
+# drills find the same one themselves, as on a backup host, since the tests give no --bin-dir.
+BIN = release.local_postgresql_bin()
+MAJOR = BIN.parent.name  # /usr/lib/postgresql/<major>/bin
 OS_USER = "postgres"
 STANZA = "drill"
 CLUSTER = "itdb"
