@@ -1,6 +1,6 @@
 """pgstack-lab: bring a local lab of systemd-nspawn Debian hosts up and down.
 
-pgstack-lab up [--release trixie] [HOST ...]   make or reuse the hosts, boot them, wait for SSH
+pgstack-lab up [--release bookworm] [HOST ...] make or reuse the hosts, boot them, wait for SSH
 pgstack-lab down [--all] [--kill] [HOST ...]   stop and remove hosts (the network when empty)
 pgstack-lab status                              one line per host
 pgstack-lab ssh HOST [COMMAND ...]              a root shell or command on a host
@@ -18,13 +18,16 @@ from pathlib import Path
 
 from pgstack_lab.errors import ExitCode, LabError, PreconditionError, UsageError
 from pgstack_lab.lab import HostStatus, Lab
-from pgstack_lab.spec import RELEASES, load_spec
+from pgstack_lab.spec import DEFAULT_RELEASE, RELEASES, load_spec
 from pgstack_lab.summary import render as render_summary
 from pgstack_lab.system import SubprocessRunner
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("/var/lib/pgstack-lab")
+# Which lab the commands mean when -i is not given: the end-to-end tests set it to run against
+# another lab (inventory/lab-debian12) and every pgstack-lab call they make follows.
+INVENTORY_ENV = "PGSTACK_LAB_INVENTORY"
 
 
 def find_repo_root(start: Path) -> Path:
@@ -45,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-i",
         "--inventory",
         type=Path,
-        help="lab inventory (default: inventory/lab/hosts.yml of this checkout)",
+        default=Path(os.environ[INVENTORY_ENV]) if os.environ.get(INVENTORY_ENV) else None,
+        help=f"lab inventory (default: ${INVENTORY_ENV}, else inventory/lab/hosts.yml of this"
+        " checkout)",
     )
     parser.add_argument(
         "--root",
@@ -65,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--release",
         choices=RELEASES,
-        help="Debian release for every host (default: per inventory, bookworm)",
+        help=f"Debian release for every host (default: per inventory, else {DEFAULT_RELEASE})",
     )
     up.add_argument("hosts", nargs="*", help="only these hosts (default: all in the inventory)")
     down = sub.add_parser("down", help="stop and remove hosts; safe to run twice")
@@ -89,10 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_status(rows: list[HostStatus]) -> None:
-    print(f"{'HOST':<12} {'ADDRESS':<15} {'RELEASE':<9} {'STATE':<8} PID")
+    print(f"{'HOST':<12} {'ADDRESS':<15} {'RELEASE':<10} {'STATE':<8} PID")
     for row in rows:
         pid = str(row.pid) if row.pid else "-"
-        print(f"{row.name:<12} {row.address:<15} {row.release:<9} {row.state:<8} {pid}")
+        print(f"{row.name:<12} {row.address:<15} {row.release:<10} {row.state:<8} {pid}")
 
 
 def run(args: argparse.Namespace) -> ExitCode:

@@ -42,7 +42,7 @@ REQUIRED_TOOLS = {
 class HostStatus:
     name: str
     address: str
-    release: str
+    release: str  # what the machine was built from; the inventory's, in brackets, when not built
     state: str  # running | stopped | stale
     pid: int | None
 
@@ -144,7 +144,7 @@ class Lab:
     def status(self, spec: LabSpec) -> list[HostStatus]:
         result = []
         for host in spec.hosts:
-            machine = self.machine(host.name)
+            machine = self.machine(host.machine)
             state = machine.state()
             if machine.running():
                 label = "running"
@@ -152,11 +152,12 @@ class Lab:
                 label = "stale"
             else:
                 label = "stopped"
+            built = machine.built_release()
             result.append(
                 HostStatus(
                     host.name,
                     str(host.address),
-                    host.release,
+                    built or f"({host.release})",
                     label,
                     state.pid if state and label == "running" else None,
                 )
@@ -180,8 +181,15 @@ class Lab:
                 self.network_state.write_text(json.dumps(recorded) + "\n")
             started: list[tuple[HostSpec, Machine]] = []
             for host in hosts:
-                machine = self.machine(host.name)
+                machine = self.machine(host.machine)
                 if machine.running():
+                    built = machine.built_release()
+                    if built != host.release:
+                        raise PreconditionError(
+                            f"{host.name} runs Debian {built or 'of an unknown release'} but the"
+                            f" inventory asks for {host.release}: take it down first"
+                            f" (pgstack-lab down {host.name}), then bring it up again"
+                        )
                     log.info("%s is running: reusing it", host.name)
                     machine.harvest_packages(self.apt_archive(host.release))
                     continue
@@ -246,7 +254,7 @@ class Lab:
             else:
                 for host in hosts:
                     try:
-                        self._clean_host(host, self.machine(host.name), kill=kill)
+                        self._clean_host(host, self.machine(host.machine), kill=kill)
                     except LabError as exc:
                         failures.append(str(exc))
             if not self.known_machines():

@@ -158,6 +158,19 @@ class Machine:
         state = self.state()
         return state is not None and _alive(state)
 
+    def built_release(self) -> str | None:
+        """The Debian codename the machine's root filesystem was built from (its os-release), None
+        when it has none."""
+        try:
+            text = (self.rootfs / "etc/os-release").read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key == "VERSION_CODENAME":
+                return value.strip().strip('"') or None
+        return None
+
     def host_public_key(self) -> str | None:
         try:
             return (self.rootfs / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split(" ")[1]
@@ -211,7 +224,8 @@ class Machine:
             "--keep-unit",
             "--boot",
             f"--directory={self.rootfs}",
-            f"--machine={host.name}",
+            f"--machine={host.machine}",
+            f"--hostname={host.name}",
             f"--network-namespace-path=/run/netns/{netns_name(host)}",
             "--link-journal=no",
             "--resolv-conf=copy-host",

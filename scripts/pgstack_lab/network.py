@@ -27,7 +27,7 @@ IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
 def netns_name(host: HostSpec) -> str:
-    return NETNS_PREFIX + host.name
+    return NETNS_PREFIX + host.machine
 
 
 def veth_name(host: HostSpec) -> str:

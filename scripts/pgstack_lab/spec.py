@@ -6,6 +6,9 @@ and the lab tool builds exactly those hosts. Recognised variables:
 - ``lab_network`` (all.vars): the private IPv4 /24 only the lab uses; ``.1`` is the gateway.
 - ``lab_domain`` (all.vars): DNS suffix written to every host's /etc/hosts.
 - ``lab_release`` (all.vars or per host): ``bookworm`` (default) or ``trixie``.
+- ``lab_machine_prefix`` (all.vars): put before each host's name to name its machine, so that a
+  second lab whose inventory uses the same host names (another release of the same deployment)
+  runs beside the first one on other addresses of the network; empty by default.
 - ``ansible_host`` (per host): the host's address inside ``lab_network``.
 """
 
@@ -25,6 +28,7 @@ from pgstack_lab.errors import SpecError
 RELEASES = ("bookworm", "trixie")
 DEFAULT_RELEASE = "bookworm"
 _HOSTNAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+_PREFIX = re.compile(r"^([a-z][a-z0-9-]{0,7})?$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class HostSpec:
     name: str
     address: ipaddress.IPv4Address
     release: str
+    # The machine's name on this computer (directory, cgroup, netns): the name, after the prefix.
+    machine: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.machine:
+            object.__setattr__(self, "machine", self.name)
 
     def fqdn(self, domain: str) -> str:
         return f"{self.name}.{domain}"
@@ -95,6 +105,8 @@ def _parse_host(
     where: str,
     network: ipaddress.IPv4Network,
     release_override: str | None,
+    *,
+    prefix: str = "",
 ) -> HostSpec:
     if not _HOSTNAME.match(name):
         raise SpecError(f"{where}: host name must be a lower-case DNS label, got {name!r}")
@@ -117,7 +129,7 @@ def _parse_host(
         raise SpecError(
             f"{where}.lab_release must be one of {', '.join(RELEASES)}, got {release!r}"
         )
-    return HostSpec(name=name, address=address, release=release)
+    return HostSpec(name=name, address=address, release=release, machine=prefix + name)
 
 
 def parse_spec(data: Any, source: str, release_override: str | None = None) -> LabSpec:
@@ -140,10 +152,16 @@ def parse_spec(data: Any, source: str, release_override: str | None = None) -> L
         else:
             merged[name] = (dict(host_vars), where)
 
+    prefix = str(top_vars.get("lab_machine_prefix") or "")
+    if not _PREFIX.match(prefix):
+        raise SpecError(
+            f"{source}: all.vars.lab_machine_prefix must be up to 8 lower-case letters, digits"
+            f" or '-', starting with a letter, got {prefix!r}"
+        )
     hosts: dict[str, HostSpec] = {}
     used: dict[ipaddress.IPv4Address, str] = {}
     for name, (host_vars, where) in merged.items():
-        spec = _parse_host(name, host_vars, where, network, release_override)
+        spec = _parse_host(name, host_vars, where, network, release_override, prefix=prefix)
         if spec.address in used:
             raise SpecError(
                 f"{where}.ansible_host: {spec.address} is already used by {used[spec.address]}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import lab_ssh
+from helpers import LAB_INVENTORY, lab_ssh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ class LabHost:
 
 
 def _lab_inventory_data() -> dict[str, object]:
-    data = yaml.safe_load((REPO_ROOT / "inventory/lab/hosts.yml").read_text())
+    data = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())
     assert isinstance(data, dict)
     return data
 
@@ -38,7 +38,7 @@ def lab_host(name: str) -> LabHost:
         hosts = group.get("hosts") or {}
         if name in hosts:
             return LabHost(name=name, fqdn=f"{name}.{domain}", address=hosts[name]["ansible_host"])
-    raise LookupError(f"no host {name} in inventory/lab/hosts.yml")
+    raise LookupError(f"no host {name} in {LAB_INVENTORY / 'hosts.yml'}")
 
 
 def group_hosts(group: str) -> list[str]:
@@ -64,7 +64,7 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def lab_inventory() -> Path:
-    return REPO_ROOT / "inventory/lab"
+    return LAB_INVENTORY
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,16 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from psycopg.conninfo import make_conninfo
 
+import release
 from pgstack_lab.machine import machine_processes
+from pgstack_lab.spec import load_spec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The lab the tests run against: inventory/lab (Debian 13), or another lab of the same deployment
+# named by PGSTACK_LAB_INVENTORY (inventory/lab-debian12); pgstack-lab reads the same variable.
+LAB_INVENTORY = Path(os.environ.get("PGSTACK_LAB_INVENTORY") or REPO_ROOT / "inventory/lab")
+if not LAB_INVENTORY.is_absolute():
+    LAB_INVENTORY = REPO_ROOT / LAB_INVENTORY
 
 PORT = 5432
 PGBOUNCER_PORT = 6432
@@ -40,6 +49,18 @@ class DbHost(Protocol):
     name: str
     fqdn: str
     address: str
+
+
+def lab_machine(host: str) -> str:
+    """The machine name of a lab host on this computer (netns pgstack-lab-<machine>,
+    machines/<machine>): its inventory name after the lab's machine prefix."""
+    return load_spec(LAB_INVENTORY).host(host).machine
+
+
+def pg_major(inventory: Path, host: str) -> str:
+    """The PostgreSQL major of a lab host: its Debian release's, as the lab inventory (the
+    ``lab_inventory`` fixture) gives the host its release, per roles/preflight/vars."""
+    return release.facts(load_spec(inventory).host(host).release)["postgresql"]
 
 
 def parse_recap(output: str) -> dict[str, dict[str, int]]:
@@ -208,10 +229,10 @@ def netns_iptables(host: str, *args: str) -> None:
     """iptables inside a lab host's network namespace, run from the controller (root).
 
     Lab hosts lack CAP_NET_ADMIN: rules go into the namespace pgstack-lab names
-    pgstack-lab-<host>, and only affect that host.
+    pgstack-lab-<machine> (lab_machine), and only affect that host.
     """
     subprocess.run(
-        ["ip", "netns", "exec", f"pgstack-lab-{host}", "iptables", "-w", *args],
+        ["ip", "netns", "exec", f"pgstack-lab-{lab_machine(host)}", "iptables", "-w", *args],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
 
@@ -222,7 +243,7 @@ def in_mount_namespace(host: str, *argv: str) -> subprocess.CompletedProcess[str
     hosts have no /dev/loop*). Only the mount namespace is entered: paths are the host's, and the
     command's effects are visible only there."""
     root = Path(os.environ.get("PGSTACK_LAB_ROOT", "/var/lib/pgstack-lab"))
-    nspawn = json.loads((root / "machines" / host / "machine.json").read_text())["pid"]
+    nspawn = json.loads((root / "machines" / lab_machine(host) / "machine.json").read_text())["pid"]
     init = machine_processes(nspawn)[0]
     return subprocess.run(
         ["nsenter", f"--target={init}", "--mount", "--", *argv],

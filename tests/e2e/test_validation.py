@@ -24,12 +24,13 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import LAB_INVENTORY
 from helpers import assert_failed_before_any_change, failure_messages, parse_recap
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LAB_INVENTORY = REPO_ROOT / "inventory/lab"
+
 GOOD_PASSWORD = "e2e-valid-password-0123456789"
 ACCEPTED = "pgstack-e2e: accepted"
 

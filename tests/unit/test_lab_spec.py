@@ -32,6 +32,16 @@ def test_committed_lab_inventory_parses() -> None:
     assert spec.gateway == ipaddress.IPv4Address("10.77.41.1")
     assert {h.release for h in spec.hosts} == {"bookworm"}
     assert spec.host("db1").fqdn(spec.domain) == "db1.pgstack.internal"
+    assert spec.host("db1").machine == "db1"
+
+
+def test_machine_prefix_names_the_machines_not_the_hosts() -> None:
+    spec = parse_spec(inventory({"db1": DB1}, lab_machine_prefix="d12-"), "inv")
+    assert (spec.hosts[0].name, spec.hosts[0].machine) == ("db1", "d12-db1")
+
+
+def test_default_release_is_bookworm() -> None:
+    assert parse_spec(inventory({"db1": DB1}), "inv").hosts[0].release == "bookworm"
 
 
 def test_release_override_applies_to_every_host() -> None:
@@ -74,6 +84,10 @@ def test_host_in_several_groups_keeps_the_address_given_once() -> None:
         (
             inventory({"db1": {"ansible_host": "10.77.41.11", "lab_release": "sid"}}),
             "hosts.db1.lab_release must be one of bookworm, trixie",
+        ),
+        (
+            inventory({"db1": {"ansible_host": "10.77.41.11"}}, lab_machine_prefix="D12_"),
+            "lab_machine_prefix must be up to 8",
         ),
         (
             inventory(
