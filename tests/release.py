@@ -32,7 +32,9 @@ def facts(codename: str) -> dict[str, str]:
     try:
         return all_facts()[codename]
     except KeyError:
-        raise ValueError(f"no release variables for Debian {codename!r} in {RELEASE_VARS}") from None
+        raise ValueError(
+            f"no release variables for Debian {codename!r} in {RELEASE_VARS}"
+        ) from None
 
 
 def local_postgresql_bin() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -112,6 +113,10 @@ def serve(exporter: Exporter, host: str, port: int) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    # What exists now (modules, configuration, targets) lives as long as the process: frozen,
+    # it is left out of the cyclic collector's full passes, which the tens of thousands of
+    # short-lived objects of a large cluster's scrape trigger (about half its GC time).
+    gc.freeze()
     exporter.start_health()
     log.info(
         "pgstack-exporter %s listening on %s:%d (%d targets)",

@@ -7,10 +7,11 @@ import logging
 import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
 from pgstack_exporter.exporter import Exporter
+from pgstack_exporter.exposition import render
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def make_server(
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 exporter.start_round()
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                self._send(200, CONTENT_TYPE_LATEST, render(registry))
             elif path == "/health":
                 document = exporter.health()
                 code = 503 if document["status"] == "unhealthy" else 200

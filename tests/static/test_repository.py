@@ -241,11 +241,60 @@ def test_the_assert_entry_point_checks_the_same_spec_as_main(role: Path) -> None
     assert entry_points["assert"]["options"] == entry_points["main"]["options"]
 
 
-@pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
-def test_per_release_variables_exist_for_every_supported_release(role: Path) -> None:
-    """The preflight role loads vars/Debian-<major>.yml whenever a role has any of them."""
-    releases = {p.name for p in (role / "vars").glob("Debian-*.yml")}
-    assert releases in (set(), {"Debian-12.yml", "Debian-13.yml"})
+RELEASE_VARS = sorted((PREFLIGHT / "vars").glob("Debian-*.yml"))
+
+
+def test_release_versions_live_in_one_place() -> None:
+    """Only roles/preflight/vars holds per-release files, one per supported release, same keys."""
+    assert [p.name for p in RELEASE_VARS] == ["Debian-12.yml", "Debian-13.yml"]
+    elsewhere = sorted(
+        str(p.relative_to(REPO_ROOT))
+        for p in (REPO_ROOT / "roles").glob("*/vars/Debian-*.yml")
+        if not p.is_relative_to(PREFLIGHT)
+    )
+    assert elsewhere == [], "per-release values belong in roles/preflight/vars"
+    keys = {p.name: sorted(load(p)["__pgstack_release"]) for p in RELEASE_VARS}
+    assert len(set(map(tuple, keys.values()))) == 1, keys
+
+
+# A PostgreSQL major written out where it names a path, package, unit or server: the release
+# variables say it once and everything else reads them (roles: __pgstack_release; tests: the
+# release module; tools: the host they run on). Docs may say which release ships which version.
+VERSION_LITERAL_DIRS = (
+    "roles",
+    "playbooks",
+    "tests",
+    "scripts",
+    "exporters",
+    "alerts",
+    "dashboards",
+    "plugins",
+)
+
+
+def _version_literal_pattern() -> re.Pattern[str]:
+    majors = sorted({str(load(p)["__pgstack_release"]["postgresql"]) for p in RELEASE_VARS})
+    alternatives = "|".join(majors)
+    return re.compile(
+        rf"(postgresql[-/@ ]|PostgreSQL |/lib/postgresql/|PG_VERSION\W+|server_version\W+)"
+        rf"({alternatives})(\b|\.)"
+    )
+
+
+def test_no_postgresql_major_is_written_outside_the_release_variables() -> None:
+    pattern = _version_literal_pattern()
+    hits = []
+    for top in VERSION_LITERAL_DIRS:
+        for path in sorted((REPO_ROOT / top).rglob("*")):
+            if not path.is_file() or path in RELEASE_VARS or path.suffix in {".png", ".svg", ".md"}:
+                continue
+            if "__pycache__" in path.parts:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), 1):
+                if pattern.search(line):
+                    hits.append(f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}")
+    assert hits == []
 
 
 # (what a shared rule looks like, its name, where it lives): outside the preflight role and the

@@ -5,19 +5,87 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 from prometheus_client.registry import CollectorRegistry
-from test_exporter_support import FakeClock, FakeRedisConnector, FakeSqlConnector
+from test_exporter_support import BySql, FakeClock, FakeRedisConnector, FakeSqlConnector
 
+from pgstack_exporter.collectors.server import CHECKPOINTER_VIEW, IO_VIEW
 from pgstack_exporter.config import Config, parse
 from pgstack_exporter.exporter import COLLECTORS, Exporter, Seams
+from pgstack_exporter.sql import Row
+from release import all_facts
+
+# The supported Debian releases and the versions they ship (roles/preflight/vars): the fakes
+# answer as each release's PostgreSQL and PgBouncer would.
+RELEASES = all_facts()
+NEWEST = max(RELEASES.values(), key=lambda facts: int(facts["postgresql"]))
+
+
+def version_num(facts: dict[str, str]) -> int:
+    """server_version_num of the release's PostgreSQL major (its first minor release)."""
+    return int(facts["postgresql"]) * 10000
+
+
+def server_row(facts: dict[str, str]) -> dict[str, Any]:
+    return {
+        "in_recovery": False,
+        "start_time": Decimal("1799990000.500000"),
+        "wal_bytes": Decimal(50_331_648),
+        "version_num": version_num(facts),
+    }
+
+
+# The checkpoint and background writer figures, the same on every version where a view has
+# them, from the columns (aliased alike) of the query for each version: pg_stat_bgwriter alone
+# before pg_stat_checkpointer existed, then pg_stat_checkpointer with the reduced
+# pg_stat_bgwriter.
+BGWRITER_ROW = {
+    "checkpoints_timed": 40,
+    "checkpoints_requested": 3,
+    "checkpoint_write_time": 12_345.0,
+    "checkpoint_sync_time": 67.0,
+    "checkpoint_buffers": 1500,
+    "bgwriter_buffers": 200,
+    "maxwritten_clean": 1,
+    "buffers_alloc": 9000,
+    "backend_buffers": 700,
+    "backend_fsyncs": 2,
+}
+CHECKPOINTER_ROW = {
+    "checkpoints_timed": 40,
+    "checkpoints_requested": 3,
+    "checkpoint_write_time": 12_345.0,
+    "checkpoint_sync_time": 67.0,
+    "checkpoint_buffers": 1500,
+    "restartpoints_timed": 5,
+    "restartpoints_requested": 1,
+    "restartpoints_done": 4,
+    "bgwriter_buffers": 200,
+    "maxwritten_clean": 1,
+    "buffers_alloc": 9000,
+}
+# pg_stat_io summed by backend type (sum() of bigint is numeric); NULL where PostgreSQL counts
+# no such operation for the backend type.
+IO_ROWS = [
+    {"backend_type": "client backend", "writes": Decimal(650), "fsyncs": Decimal(0)},
+    {"backend_type": "checkpointer", "writes": Decimal(1500), "fsyncs": Decimal(90)},
+    {"backend_type": "autovacuum launcher", "writes": Decimal(0), "fsyncs": None},
+]
+STATS_ANSWERS: dict[str, Any] = {
+    "bgwriter": BySql(
+        {"pg_stat_checkpointer": [CHECKPOINTER_ROW], "pg_stat_bgwriter": [BGWRITER_ROW]}
+    ),
+    "io": IO_ROWS,
+}
 
 PG_ANSWERS: dict[str, Any] = {
     "probe": [{"ok": 1}],
-    "server": [{"in_recovery": False, "start_time": 1_799_990_000.5, "wal_bytes": 50_331_648}],
+    "server": [server_row(NEWEST)],
+    **STATS_ANSWERS,
     "settings": [
         {"name": "max_connections", "setting": "100", "pending_restart": False},
         {"name": "superuser_reserved_connections", "setting": "3", "pending_restart": False},
@@ -59,111 +127,115 @@ PG_ANSWERS: dict[str, Any] = {
     "ready": [{"ready": 3}],
 }
 
-POOLS_118 = [
-    {
-        "database": "app",
-        "user": "app",
-        "cl_active": 4,
-        "cl_waiting": 2,
-        "cl_cancel_req": 0,
-        "sv_active": 3,
-        "sv_idle": 1,
-        "sv_used": 0,
-        "sv_tested": 0,
-        "sv_login": 1,
-        "maxwait": 1,
-        "maxwait_us": 250000,
-        "pool_mode": "transaction",
-    }
-]
-POOLS_124 = [
-    {
-        "database": "app",
-        "user": "app",
-        "cl_active": 4,
-        "cl_waiting": 2,
-        "cl_active_cancel_req": 0,
-        "cl_waiting_cancel_req": 0,
-        "sv_active": 3,
-        "sv_active_cancel": 0,
-        "sv_being_canceled": 0,
-        "sv_idle": 1,
-        "sv_used": 0,
-        "sv_tested": 0,
-        "sv_login": 1,
-        "maxwait": 1,
-        "maxwait_us": 250000,
-        "pool_mode": "transaction",
-        "load_balance_hosts": None,
-    }
-]
-STATS_118 = [
-    {
-        "database": "app",
-        "total_xact_count": 20,
-        "total_query_count": 40,
-        "total_received": 1000,
-        "total_sent": 2000,
-        "total_xact_time": 3_000_000,
-        "total_query_time": 2_000_000,
-        "total_wait_time": 500_000,
-        "avg_xact_count": 1,
-        "avg_query_count": 2,
-        "avg_recv": 10,
-        "avg_sent": 20,
-        "avg_xact_time": 5,
-        "avg_query_time": 4,
-        "avg_wait_time": 1,
-    }
-]
-STATS_124 = [
-    {
-        **STATS_118[0],
-        "total_server_assignment_count": 20,
-        "total_client_parse_count": 0,
-        "total_server_parse_count": 0,
-        "total_bind_count": 0,
-    }
-]
-DATABASES_118 = [
-    {
-        "name": "app",
-        "host": "db1",
-        "port": 5432,
-        "database": "app",
-        "force_user": None,
-        "pool_size": 20,
-        "min_pool_size": 0,
-        "reserve_pool": 5,
-        "pool_mode": None,
-        "max_connections": 0,
-        "current_connections": 4,
-        "paused": 0,
-        "disabled": 0,
-    }
-]
-DATABASES_124 = [
-    {
-        "name": "app",
-        "host": "db1",
-        "port": 5432,
-        "database": "app",
-        "force_user": None,
-        "pool_size": 20,
-        "min_pool_size": 0,
-        "reserve_pool_size": 5,
-        "server_lifetime": 3600,
-        "pool_mode": None,
-        "load_balance_hosts": None,
-        "max_connections": 0,
-        "current_connections": 4,
-        "max_client_connections": 0,
-        "current_client_connections": 6,
-        "paused": 1,
-        "disabled": 0,
-    }
-]
+# What each release's PgBouncer answers, column for column as its source writes them (SHOW
+# POOLS and DATABASES in src/admin.c, SHOW STATS in src/stats.c, at pgbouncer_1_18_0 and
+# pgbouncer_1_24_1): text, int4 and, for SHOW STATS, numeric columns. Keyed by the pgbouncer
+# version of the release variables.
 CONFIG_ROWS = [{"key": "max_client_conn", "value": "500", "default": "100", "changeable": "yes"}]
+POOL = {
+    "database": "app",
+    "user": "app",
+    "cl_active": 4,
+    "cl_waiting": 2,
+    "cl_active_cancel_req": 0,
+    "cl_waiting_cancel_req": 0,
+    "sv_active": 3,
+    "sv_active_cancel": 0,
+    "sv_being_canceled": 0,
+    "sv_idle": 1,
+    "sv_used": 0,
+    "sv_tested": 0,
+    "sv_login": 1,
+    "maxwait": 1,
+    "maxwait_us": 250000,
+    "pool_mode": "transaction",
+}
+TOTALS = {
+    "total_xact_count": Decimal(20),
+    "total_query_count": Decimal(40),
+    "total_received": Decimal(1000),
+    "total_sent": Decimal(2000),
+    "total_xact_time": Decimal(3_000_000),
+    "total_query_time": Decimal(2_000_000),
+    "total_wait_time": Decimal(500_000),
+}
+AVERAGES = {
+    "avg_xact_count": Decimal(1),
+    "avg_query_count": Decimal(2),
+    "avg_recv": Decimal(10),
+    "avg_sent": Decimal(20),
+    "avg_xact_time": Decimal(5),
+    "avg_query_time": Decimal(4),
+    "avg_wait_time": Decimal(1),
+}
+PGBOUNCER_ROWS: dict[str, dict[str, list[Row]]] = {
+    "1.18": {
+        "probe": [{"version": "PgBouncer 1.18.0"}],
+        "pools": [POOL],
+        "stats": [{"database": "app", **TOTALS, **AVERAGES}],
+        "config": CONFIG_ROWS,
+        "databases": [
+            {
+                "name": "app",
+                "host": "db1",
+                "port": 5432,
+                "database": "app",
+                "force_user": None,
+                "pool_size": 20,
+                "min_pool_size": 0,
+                "reserve_pool": 5,
+                "pool_mode": None,
+                "max_connections": 0,
+                "current_connections": 4,
+                "paused": 0,
+                "disabled": 0,
+            }
+        ],
+    },
+    "1.24": {
+        "probe": [{"version": "PgBouncer 1.24.1"}],
+        "pools": [{**POOL, "load_balance_hosts": None}],
+        "stats": [
+            {
+                "database": "app",
+                "total_server_assignment_count": Decimal(20),
+                **TOTALS,
+                "total_client_parse_count": Decimal(6),
+                "total_server_parse_count": Decimal(2),
+                "total_bind_count": Decimal(30),
+                "avg_server_assignment_count": Decimal(1),
+                **AVERAGES,
+                "avg_client_parse_count": Decimal(0),
+                "avg_server_parse_count": Decimal(0),
+                "avg_bind_count": Decimal(1),
+            }
+        ],
+        "config": CONFIG_ROWS,
+        "databases": [
+            {
+                "name": "app",
+                "host": "db1",
+                "port": 5432,
+                "database": "app",
+                "force_user": None,
+                "pool_size": 20,
+                "min_pool_size": 0,
+                "reserve_pool_size": 5,
+                "server_lifetime": 3600,
+                "pool_mode": None,
+                "load_balance_hosts": None,
+                "max_connections": 0,
+                "current_connections": 4,
+                "max_client_connections": 0,
+                "current_client_connections": 6,
+                "paused": 1,
+                "disabled": 0,
+            }
+        ],
+    },
+}
+# The newest release's PgBouncer, for the tests that need one.
+PGBOUNCER_ANSWERS = PGBOUNCER_ROWS[NEWEST["pgbouncer"]]
 
 REDIS_INFO: dict[str, Any] = {
     "used_memory": 800,
@@ -334,15 +406,7 @@ def test_one_connection_is_reused_and_reopened_after_a_failure() -> None:
 
 
 def test_statement_and_lock_timeouts_are_sent_to_postgresql_only() -> None:
-    sql = FakeSqlConnector(
-        {
-            **PG_ANSWERS,
-            "pools": POOLS_118,
-            "stats": STATS_118,
-            "config": CONFIG_ROWS,
-            "databases": DATABASES_118,
-        }
-    )
+    sql = FakeSqlConnector({**PG_ANSWERS, **PGBOUNCER_ANSWERS, "probe": [{"ok": 1}]})
     _exp, reg = registry_of(config(postgresql=[PG], pgbouncer=[PGB]), sql=sql)
     reg.get_sample_value("pgstack_up", {"kind": "postgresql", "target": "db1"})
     pg, bouncer = sorted(sql.params, key=lambda p: p.dbname, reverse=True)
@@ -352,21 +416,10 @@ def test_statement_and_lock_timeouts_are_sent_to_postgresql_only() -> None:
     assert (bouncer.statement_timeout_ms, bouncer.lock_timeout_ms) == (None, None)
 
 
-@pytest.mark.parametrize(
-    ("pools", "stats", "databases"),
-    [(POOLS_118, STATS_118, DATABASES_118), (POOLS_124, STATS_124, DATABASES_124)],
-    ids=["pgbouncer-1.18", "pgbouncer-1.24"],
-)
-def test_pgbouncer_columns_are_read_by_name(pools: Any, stats: Any, databases: Any) -> None:
-    sql = FakeSqlConnector(
-        {
-            "probe": [{"version": "1.18"}],
-            "pools": pools,
-            "stats": stats,
-            "config": CONFIG_ROWS,
-            "databases": databases,
-        }
-    )
+@pytest.mark.parametrize("codename", sorted(RELEASES))
+def test_pgbouncer_columns_are_read_by_name(codename: str) -> None:
+    answers = PGBOUNCER_ROWS[RELEASES[codename]["pgbouncer"]]
+    sql = FakeSqlConnector(answers)
     _exp, reg = registry_of(config(pgbouncer=[PGB]), sql=sql)
     pool = {"target": "db1", "database": "app", "user": "app"}
     db = {"target": "db1", "database": "app"}
@@ -381,7 +434,71 @@ def test_pgbouncer_columns_are_read_by_name(pools: Any, stats: Any, databases: A
     assert v("pgstack_pgbouncer_max_client_connections", {"target": "db1"}) == 500
     assert v("pgstack_pgbouncer_database_pool_size", db) == 20
     assert v("pgstack_pgbouncer_database_reserve_pool_size", db) == 5
+    assert v("pgstack_pgbouncer_database_paused", db) == answers["databases"][0]["paused"]
     assert v("pgstack_collector_success", {"collector": "pgbouncer", "target": "db1"}) == 1
+    # The counters of later releases (max_prepared_statements at work): there when SHOW STATS
+    # has them, no series where it does not.
+    stats = answers["stats"][0]
+    later = {
+        "pgstack_pgbouncer_server_assignments_total": "total_server_assignment_count",
+        "pgstack_pgbouncer_client_parses_total": "total_client_parse_count",
+        "pgstack_pgbouncer_server_parses_total": "total_server_parse_count",
+        "pgstack_pgbouncer_binds_total": "total_bind_count",
+    }
+    for metric, column in later.items():
+        expected = float(stats[column]) if column in stats else None
+        assert v(metric, db) == expected, metric
+
+
+def test_the_release_fixtures_cover_every_supported_release() -> None:
+    assert {facts["pgbouncer"] for facts in RELEASES.values()} <= set(PGBOUNCER_ROWS)
+    assert len(RELEASES) >= 2
+
+
+@pytest.mark.parametrize("codename", sorted(RELEASES))
+def test_checkpoint_figures_have_the_same_names_on_every_release(codename: str) -> None:
+    facts = RELEASES[codename]
+    version = version_num(facts)
+    sql = FakeSqlConnector({**PG_ANSWERS, "server": [server_row(facts)]})
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=sql)
+    t = {"target": "db1"}
+    v = reg.get_sample_value
+    assert v("pgstack_collector_success", {"collector": "server", "target": "db1"}) == 1
+    assert v("pgstack_postgresql_checkpoints_timed_total", t) == 40
+    assert v("pgstack_postgresql_checkpoints_requested_total", t) == 3
+    assert v("pgstack_postgresql_checkpoint_write_time_seconds_total", t) == pytest.approx(12.345)
+    assert v("pgstack_postgresql_checkpoint_sync_time_seconds_total", t) == pytest.approx(0.067)
+    assert v("pgstack_postgresql_checkpoint_buffers_written_total", t) == 1500
+    assert v("pgstack_postgresql_bgwriter_buffers_written_total", t) == 200
+    assert v("pgstack_postgresql_bgwriter_maxwritten_clean_total", t) == 1
+    assert v("pgstack_postgresql_buffers_allocated_total", t) == 9000
+    # pg_stat_checkpointer: restartpoints, and no backend writes in pg_stat_bgwriter any more.
+    checkpointer = version >= CHECKPOINTER_VIEW
+    assert (v("pgstack_postgresql_restartpoints_done_total", t) == 4) is checkpointer
+    assert (v("pgstack_postgresql_restartpoints_timed_total", t) is None) is not checkpointer
+    assert (v("pgstack_postgresql_backend_buffers_written_total", t) == 700) is not checkpointer
+    assert (v("pgstack_postgresql_backend_fsyncs_total", t) is None) is checkpointer
+    # pg_stat_io: writes and fsyncs by backend type; none where PostgreSQL counts none.
+    io = version >= IO_VIEW
+    assert ("io" in sql.sessions[0].queries) is io
+    client = {**t, "backend_type": "client backend"}
+    launcher = {**t, "backend_type": "autovacuum launcher"}
+    assert (v("pgstack_postgresql_io_writes_total", client) == 650) is io
+    assert (
+        v("pgstack_postgresql_io_fsyncs_total", {**t, "backend_type": "checkpointer"}) == 90
+    ) is io
+    assert (v("pgstack_postgresql_io_writes_total", launcher) == 0) is io
+    assert v("pgstack_postgresql_io_fsyncs_total", launcher) is None
+
+
+def test_a_failing_statistics_query_keeps_the_servers_own_figures() -> None:
+    answers = {**PG_ANSWERS, "bgwriter": psycopg.errors.InsufficientPrivilege("permission denied")}
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=FakeSqlConnector(answers))
+    t = {"target": "db1"}
+    assert reg.get_sample_value("pgstack_collector_success", {"collector": "server", **t}) == 0
+    assert reg.get_sample_value("pgstack_postgresql_in_recovery", t) == 0
+    assert reg.get_sample_value("pgstack_postgresql_wal_bytes_total", t) == 50_331_648
+    assert reg.get_sample_value("pgstack_postgresql_checkpoints_timed_total", t) is None
 
 
 def test_redis_metrics_and_maxclients_from_config_get_when_info_lacks_it() -> None:

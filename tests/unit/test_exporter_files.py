@@ -23,6 +23,7 @@ from pgstack_exporter.collectors.pgbackrest import wal_position
 from pgstack_exporter.config import parse
 from pgstack_exporter.exporter import Exporter, Seams
 from pgstack_exporter.pgbackrest import PgBackRestTarget
+from release import all_facts
 
 T_0300 = datetime(2026, 11, 23, 3, 0, 0, tzinfo=UTC).timestamp()
 
@@ -161,12 +162,14 @@ def test_dump_files_are_not_read_as_drills(tmp_path: Path) -> None:
     assert files == {"pg_dump-db1-app.json", "drill-db1-logical.json"}
 
 
+# pgBackRest names an archive after the PostgreSQL major it holds: that of a supported release.
+ARCHIVE_ID = f"{max(int(f['postgresql']) for f in all_facts().values())}-1"
 INFO = [
     {
         "name": "main",
         "status": {"code": 0, "message": "ok"},
         "archive": [
-            {"id": "15-1", "min": "000000010000000000000002", "max": "00000001000000010000000A"}
+            {"id": ARCHIVE_ID, "min": "000000010000000000000002", "max": "00000001000000010000000A"}
         ],
         "backup": [
             {

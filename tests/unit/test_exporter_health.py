@@ -12,27 +12,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from test_exporter_collectors import (
-    CONFIG_ROWS,
-    DATABASES_118,
-    PG_ANSWERS,
-    POOLS_118,
-    REDIS_INFO,
-    STATS_118,
-)
+from test_exporter_collectors import PG_ANSWERS, PGBOUNCER_ANSWERS, REDIS_INFO
 from test_exporter_support import FakeClock, FakeRedisConnector, FakeSqlConnector
 
 from pgstack_exporter.config import parse
 from pgstack_exporter.exporter import Exporter, Seams, overall_status
 from pgstack_exporter.server import make_server, parse_listen_address
 
-ANSWERS = {
-    **PG_ANSWERS,
-    "pools": POOLS_118,
-    "stats": STATS_118,
-    "config": CONFIG_ROWS,
-    "databases": DATABASES_118,
-}
+ANSWERS = {**PG_ANSWERS, **PGBOUNCER_ANSWERS, "probe": PG_ANSWERS["probe"]}
 SERVERS = {
     "postgresql": [{"name": "db1", "host": "h", "user": "m", "tls_probe": False}],
     "pgbouncer": [{"name": "db1", "host": "h", "user": "m", "tls_probe": False}],

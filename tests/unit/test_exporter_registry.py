@@ -9,8 +9,25 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from test_exporter_collectors import PG, PG_ANSWERS, PGB, REDIS, REDIS_INFO, config, registry_of
-from test_exporter_support import FakeClock, FakeRedisConnector, FakeSqlConnector, FakeSqlSession
+from test_exporter_collectors import (
+    BGWRITER_ROW,
+    CHECKPOINTER_ROW,
+    PG,
+    PG_ANSWERS,
+    PGB,
+    PGBOUNCER_ANSWERS,
+    REDIS,
+    REDIS_INFO,
+    config,
+    registry_of,
+)
+from test_exporter_support import (
+    BySql,
+    FakeClock,
+    FakeRedisConnector,
+    FakeSqlConnector,
+    FakeSqlSession,
+)
 
 from pgstack_exporter.cli import parser
 from pgstack_exporter.collectors import DEFAULT_ON, REGISTRY, SWITCHES, selected
@@ -81,6 +98,8 @@ def test_the_no_collector_flag_of_a_part_and_of_its_group() -> None:
     ("query", "collector"),
     [
         ("server", "server"),
+        ("bgwriter", "server"),
+        ("io", "server"),
         ("settings", "settings"),
         ("activity", "activity"),
         ("times", "activity"),
@@ -173,7 +192,16 @@ def test_a_postgresql_collector_emits_only_its_own_metrics(name: str) -> None:
 
 # NULL in every numeric column PostgreSQL may leave empty reads as 0.
 NULLS = {
-    "server": [{"in_recovery": None, "start_time": None, "wal_bytes": None}],
+    "server": [
+        {**PG_ANSWERS["server"][0], "in_recovery": None, "start_time": None, "wal_bytes": None}
+    ],
+    "bgwriter": BySql(
+        {
+            "pg_stat_checkpointer": [dict.fromkeys(CHECKPOINTER_ROW)],
+            "pg_stat_bgwriter": [dict.fromkeys(BGWRITER_ROW)],
+        }
+    ),
+    "io": [{"backend_type": "client backend", "writes": None, "fsyncs": None}],
     "times": [
         {"oldest_xact": None, "longest_query": None, "longest_idle_xact": None, "blocked": 0}
     ],
@@ -220,7 +248,7 @@ def test_number_reads_null_as_zero() -> None:
 
 def test_pgbouncer_shows_what_it_read_when_one_command_fails() -> None:
     answers = {
-        "probe": [{"version": "1.18"}],
+        "probe": PGBOUNCER_ANSWERS["probe"],
         "pools": [],
         "stats": psycopg.errors.ProtocolViolation("unknown command"),
         "config": [{"key": "max_client_conn", "value": "500"}],

@@ -12,7 +12,22 @@ from typing import Any
 from pgstack_exporter.config import RedisTarget as RedisConfig
 from pgstack_exporter.sql import Row, SqlParams
 
-Answer = list[Row] | Exception | Callable[[], list[Row]]
+
+class BySql:
+    """An answer that depends on the statement: the rows under the first key the SQL names (a
+    view, say), as a server whose version has that view would answer."""
+
+    def __init__(self, answers: Mapping[str, list[Row]]) -> None:
+        self.answers = answers
+
+    def rows(self, sql: str) -> list[Row]:
+        for key, rows in self.answers.items():
+            if key in sql:
+                return rows
+        raise AssertionError(f"no answer for {sql!r}")
+
+
+Answer = list[Row] | Exception | Callable[[], list[Row]] | BySql
 
 
 class FakeClock:
@@ -45,9 +60,15 @@ class FakeSqlSession:
         answer = self.answers[name]
         if isinstance(answer, Exception):
             raise answer
-        if callable(answer):
+        if isinstance(answer, BySql):
+            answer = answer.rows(sql)
+        elif callable(answer):
             return answer()
         return [dict(row) for row in answer]
+
+    def query_many(self, name: str, sql: str) -> list[Row]:
+        # The real session wraps the statement in json_agg; the rows are the same.
+        return self.query(name, sql)
 
     def broken(self) -> bool:
         return self.is_broken

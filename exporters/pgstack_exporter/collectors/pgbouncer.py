@@ -1,7 +1,9 @@
 """pgbouncer: pools, traffic, limits and paused databases from PgBouncer's admin console.
 
 Column sets differ between releases (1.18 on Debian 12, 1.24 on Debian 13): columns are read by
-name, unknown ones are ignored and a missing one reads as 0.
+name and unknown ones are ignored. A column every release has reads as 0 when missing; the
+counters of later releases (server assignments from 1.23; from 1.24 the prepared statements
+max_prepared_statements tracks: Parse and Bind) have no series where SHOW STATS lacks them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,24 @@ QUERY_TIME = counter("pgbouncer_query_time_seconds", "Time spent running queries
 WAIT_TIME = counter(
     "pgbouncer_client_wait_time_seconds", "Time clients spent waiting for a server connection.", *D
 )
+ASSIGNMENTS = counter(
+    "pgbouncer_server_assignments", "Times a server connection was assigned to a client.", *D
+)
+CLIENT_PARSES = counter(
+    "pgbouncer_client_parses",
+    "Prepared statements clients created (Parse), with max_prepared_statements on.",
+    *D,
+)
+SERVER_PARSES = counter(
+    "pgbouncer_server_parses",
+    "Prepared statements PgBouncer created on server connections (Parse).",
+    *D,
+)
+BINDS = counter(
+    "pgbouncer_binds",
+    "Prepared statements clients readied for execution (Bind), forwarded to PostgreSQL.",
+    *D,
+)
 MAX_CLIENT_CONN = gauge(
     "pgbouncer_max_client_connections", "The max_client_conn setting.", "target"
 )
@@ -77,6 +97,13 @@ STATS = (
     ("total_query_time", QUERY_TIME, 1e-6),
     ("total_wait_time", WAIT_TIME, 1e-6),
 )
+# SHOW STATS columns of later releases: no series where the column is missing.
+LATER_STATS = (
+    ("total_server_assignment_count", ASSIGNMENTS),
+    ("total_client_parse_count", CLIENT_PARSES),
+    ("total_server_parse_count", SERVER_PARSES),
+    ("total_bind_count", BINDS),
+)
 
 
 def _n(row: Row, *columns: str) -> float:
@@ -104,6 +131,9 @@ def stats(target: str, rows: list[Row]) -> list[Sample]:
     for row in rows:
         labels = {"target": target, "database": str(row["database"])}
         out += [sample(spec, _n(row, column) * scale, **labels) for column, spec, scale in STATS]
+        out += [
+            sample(spec, _n(row, column), **labels) for column, spec in LATER_STATS if column in row
+        ]
     return out
 
 
@@ -164,6 +194,10 @@ COLLECTOR = CollectorSpec(
         XACT_TIME,
         QUERY_TIME,
         WAIT_TIME,
+        ASSIGNMENTS,
+        CLIENT_PARSES,
+        SERVER_PARSES,
+        BINDS,
         MAX_CLIENT_CONN,
         POOL_SIZE,
         RESERVE_POOL,

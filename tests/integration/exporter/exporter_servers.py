@@ -1,6 +1,7 @@
 """Real servers from Debian's packages as local processes on 127.0.0.1, for the exporter's tests.
 
-PostgreSQL 15 (a primary and a streaming standby, initdb/pg_ctl as the postgres user), pgBackRest
+PostgreSQL of the machine's release (a primary and a streaming standby, initdb/pg_ctl as the
+postgres user; the server binaries ``release.local_postgresql_bin()`` finds), pgBackRest
 (a posix repository, WAL archiving, a full backup and its TLS server), PgBouncer and Redis, all
 with TLS from a CA made here with openssl. Every process is stopped by the PID (or data directory)
 it was started with.
@@ -19,7 +20,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from release import local_postgresql_bin
+
+PG_BIN = local_postgresql_bin()
 MONITORING_USER = "pgstack_monitoring"
 ADMIN_USER = "pgstack_admin"
 STANZA = "main"
