@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from helpers import APP_HOST, as_app, env_file, lab_ssh
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.release]
 
 # The lab's applications (inventory/lab/group_vars/app/main.yml), each with its env file, OS user,
 # database and roles named after it.

@@ -93,6 +93,7 @@ def run_dump_service() -> int:
 # --- pgBackRest
 
 
+@pytest.mark.release
 def test_check_passes_and_the_archiver_reports_no_failure() -> None:
     out = sh(DB, f"sudo -u postgres pgbackrest --stanza={STANZA} --log-level-console=info check")
     assert "check command end: completed successfully" in out
@@ -104,6 +105,7 @@ def test_check_passes_and_the_archiver_reports_no_failure() -> None:
     ), state
 
 
+@pytest.mark.release
 def test_a_switched_segment_reaches_the_repository_on_backup1() -> None:
     before = archiver()["archived"]
     segment = switch_wal()
@@ -111,6 +113,7 @@ def test_a_switched_segment_reaches_the_repository_on_backup1() -> None:
     wait_for(f"{segment} in the repository", lambda: segment_in_repository(segment), 60, every=2)
 
 
+@pytest.mark.release
 def test_a_full_backup_exists_and_verify_passes() -> None:
     info = json.loads(sh(REPO, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))
     assert info[0]["status"]["code"] == 0, info[0]["status"]
@@ -121,6 +124,7 @@ def test_a_full_backup_exists_and_verify_passes() -> None:
     assert "status: ok" in out
 
 
+@pytest.mark.release
 def test_the_verify_wrapper_fails_on_a_damaged_repository() -> None:
     """The wrapper must be able to fail: damage a copy of the repository and verify that copy."""
     copy = f"/var/backups/pgstack/e2e-repo-{uuid.uuid4().hex[:8]}"
@@ -180,6 +184,7 @@ def app_data(db_host: DbHost, ca_file: Path, secret: Callable[[str], str]) -> It
         yield name
 
 
+@pytest.mark.release
 def test_a_dump_restores_into_a_scratch_database_matching_its_manifest(app_data: str) -> None:
     assert run_dump_service() == 0
     state = status()

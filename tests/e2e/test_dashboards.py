@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from dashboard_queries import DASHBOARDS, panel_queries, without_series
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.release]
 
 
 def test_there_are_dashboards_with_queries() -> None:

@@ -103,6 +103,7 @@ def scratch_leftovers() -> str:
     ).strip()
 
 
+@pytest.mark.release
 def test_logical_and_pitr_drills_pass_with_rto_rpo_and_phases(
     workload: int, ansible_playbook: Playbook, tmp_path: Path
 ) -> None:
@@ -135,6 +136,7 @@ def test_logical_and_pitr_drills_pass_with_rto_rpo_and_phases(
     )
 
 
+@pytest.mark.release
 def test_drill_status_reaches_prometheus_and_the_dashboards(
     workload: int, ansible_playbook: Playbook, tmp_path: Path
 ) -> None:

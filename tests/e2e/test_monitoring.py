@@ -50,6 +50,7 @@ NOTIFICATIONS = "/var/lib/pgstack-alert-webhook/notifications.jsonl"
 PROBE_INTERVAL = 60
 
 
+@pytest.mark.release
 @pytest.mark.parametrize("host", EXPORTER_HOSTS)
 def test_metrics_answer_from_the_monitoring_host(host: str) -> None:
     def every_target_up() -> list[str] | None:
@@ -62,6 +63,7 @@ def test_metrics_answer_from_the_monitoring_host(host: str) -> None:
     wait_for(f"every target of {host}'s exporter up", every_target_up, timeout=2 * PROBE_INTERVAL)
 
 
+@pytest.mark.release
 def test_health_answers_from_the_monitoring_host() -> None:
     def healthy() -> tuple[dict[str, str], dict[str, Any]] | None:
         status, headers, body = fetch(f"http://db1.pgstack.internal:{EXPORTER_PORT}/health")
@@ -77,6 +79,7 @@ def test_health_answers_from_the_monitoring_host() -> None:
     assert headers.get("Cache-Control") == "no-store"
 
 
+@pytest.mark.release
 def test_prometheus_scrapes_every_target_and_loaded_the_rules() -> None:
     def all_up() -> list[dict[str, Any]] | None:
         targets = prometheus("/api/v1/targets")["activeTargets"]
@@ -335,6 +338,7 @@ def started_again() -> Iterator[list[str]]:
         "db1", "pg_isready -q -h /var/run/postgresql").returncode == 0)  # fmt: skip
 
 
+@pytest.mark.release
 def test_stopped_postgresql_and_pgbouncer_fire_their_alerts_then_resolve(
     started_again: list[str], lab_inventory: Path
 ) -> None:

@@ -22,7 +22,7 @@ from helpers import (
 )
 from psycopg import errors, sql
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.release]
 
 Connect = Callable[..., psycopg.Connection[tuple[object, ...]]]
 By = Literal["fqdn", "address"]

@@ -23,7 +23,7 @@ from helpers import DbHost, lab_ssh, make_foreign_ca
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.release]
 
 PLAYBOOK = "playbooks/redis.yml"
 APP_PLAYBOOK = "playbooks/app_env.yml"
