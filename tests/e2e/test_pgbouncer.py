@@ -2,6 +2,9 @@
 
 Real clients only (psycopg 3 and psql) through PgBouncer on 6432 with sslmode=verify-full; the
 PostgreSQL side is observed directly on 5432 (pg_stat_activity, as the monitoring role).
+
+What depends on db1's PgBouncer version (auth_dbname from 1.19, max_prepared_statements from 1.21)
+is checked against the release db1 reports itself, through the release variables (tests/release.py).
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from helpers import (
     conninfo,
     lab_ssh,
     make_foreign_ca,
+    psql_db1,
     run_psql,
 )
+
+import release
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +39,12 @@ PLAYBOOK = "playbooks/pgbouncer.yml"
 # inventory/lab/group_vars/pgbouncer/main.yml: a pool of exactly 5 server connections, no reserve.
 POOL5 = "app_pool5"
 POOL5_SIZE = 5
+# The PostgreSQL databases behind the lab's pools (app and app_pool5 share app).
+POOLED_DATABASES = ("app", "billing")
+# The role's pgbouncer_auth_dbname (the lab keeps the default) and the [databases] entry for it.
+AUTH_DATABASE = "postgres"
+AUTH_ENTRY = "pgbouncer_auth"
+AUTH_USER = "pgbouncer_auth"
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Secret = Callable[[str], str]
@@ -63,6 +75,27 @@ def superuser_sql(script: str) -> None:
     """Run SQL as postgres on db1 (peer, local socket); the script goes through stdin."""
     result = lab_ssh("db1", "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d app", stdin=script)
     assert result.returncode == 0, result.stderr
+
+
+def version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+@pytest.fixture(scope="module")
+def db1_release() -> dict[str, str]:
+    """The release variables of db1's Debian release, by the codename the host reports."""
+    result = lab_ssh("db1", '. /etc/os-release && echo "$VERSION_CODENAME"')
+    assert result.returncode == 0, result.stderr
+    return release.facts(result.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def lookup_databases(db1_release: dict[str, str]) -> tuple[str, ...]:
+    """Where the lookup function must be: the auth database with auth_dbname (PgBouncer 1.19+),
+    else every database behind a pool."""
+    if version(db1_release["pgbouncer"]) >= (1, 19):
+        return (AUTH_DATABASE,)
+    return POOLED_DATABASES
 
 
 @pytest.fixture
@@ -135,12 +168,14 @@ def test_wrong_password_is_refused_through_pgbouncer(db_host: DbHost, ca_file: P
 
 
 def test_lookup_function_is_not_callable_by_others(
-    db_host: DbHost, ca_file: Path, secret: Secret
+    db_host: DbHost, ca_file: Path, secret: Secret, lookup_databases: tuple[str, ...]
 ) -> None:
     """EXECUTE on the SECURITY DEFINER function is revoked from PUBLIC: app cannot read hashes."""
     with (
         psycopg.connect(
-            conninfo(db_host, "app", ca_file), password=secret("postgresql_app"), autocommit=True
+            conninfo(db_host, "app", ca_file, dbname=lookup_databases[0]),
+            password=secret("postgresql_app"),
+            autocommit=True,
         ) as conn,
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
@@ -326,6 +361,117 @@ def test_superuser_cannot_log_in_through_pgbouncer(db_host: DbHost, ca_file: Pat
         psycopg.connect(
             bouncer_dsn(db_host, "postgres", ca_file), password="anything-at-all"
         ).close()
+
+
+LOOKUP_FUNCTION_QUERY = (
+    "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+    " WHERE n.nspname = 'pgbouncer' AND p.proname = 'get_auth' AND p.prosecdef"
+)
+
+
+def test_auth_query_runs_where_the_lookup_function_is(
+    app: Callable[..., Conn],
+    console: Conn,
+    monitoring_direct: Conn,
+    db1_release: dict[str, str],
+    lookup_databases: tuple[str, ...],
+) -> None:
+    """1.19+: auth_dbname points at the auth database, which holds the function; 1.18: each pooled
+    database holds it. Either way a login through PgBouncer looks the user up there.
+
+    Copies that a converge under 1.18 left in the pooled databases are not looked at here (the role
+    leaves them, unused); the molecule scenario, on fresh hosts, checks that there are no others.
+    """
+    for database in lookup_databases:
+        assert psql_db1(LOOKUP_FUNCTION_QUERY, dbname=database) == "1", database
+
+    config = {row["key"]: row["value"] for row in show(console, "CONFIG")}
+    entries = {row["name"]: row for row in show(console, "DATABASES")}
+    if lookup_databases == (AUTH_DATABASE,):
+        assert config.get("auth_dbname") == AUTH_ENTRY, config.get("auth_dbname")
+        assert entries[AUTH_ENTRY]["database"] == AUTH_DATABASE, entries[AUTH_ENTRY]
+    else:
+        assert "auth_dbname" not in config, (
+            f"PgBouncer {db1_release['pgbouncer']} has no auth_dbname"
+        )
+        assert AUTH_ENTRY not in entries
+
+    with app() as conn:  # every login runs auth_query
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    rows = monitoring_direct.execute(
+        "SELECT DISTINCT datname FROM pg_stat_activity WHERE usename = %s", [AUTH_USER]
+    ).fetchall()
+    # The auth user's server connection stays open (server_idle_timeout) after the lookup.
+    assert lookup_databases[0] in {row[0] for row in rows}, rows
+
+
+# 4b. Named prepared statements in transaction pooling (PgBouncer 1.21+: max_prepared_statements)
+
+
+def test_named_prepared_statements_work_across_server_connections(
+    app: Callable[..., Conn], console: Conn, db1_release: dict[str, str]
+) -> None:
+    """psycopg's prepare=True names its statement _pg3_0 on every connection. Through transaction
+    pooling, PgBouncer must prepare it on whichever server connection each transaction gets, under
+    its own name, so that 8 clients sharing 5 server connections, each with its own query under
+    that one name, all get their own answers and no "prepared statement ... does not exist"."""
+    found = db1_release["pgbouncer"]
+    if version(found) < (1, 21):
+        pytest.skip(
+            f"PgBouncer {found} (Debian {db1_release['codename']}) has no max_prepared_statements"
+            " (1.21+): applications disable named prepared statements there (docs/app-env.md)"
+        )
+    config = {row["key"]: row["value"] for row in show(console, "CONFIG")}
+    assert config["max_prepared_statements"] == "200", config["max_prepared_statements"]
+
+    marker = f"e2e_prepared_{uuid.uuid4().hex[:12]}"
+    clients, rounds = 8, 10
+    barrier = threading.Barrier(clients, timeout=60)
+    answers: dict[int, list[tuple[int, int]]] = {}
+    server_names: dict[int, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def client(number: int) -> None:
+        # One query text per client (its number in the result), all under psycopg's name _pg3_0.
+        query = f"SELECT pg_backend_pid(), %s::int * 100 + {number}, pg_sleep(0.01) /* {marker} */"
+        try:
+            with app(dbname=POOL5, application_name=marker) as conn:  # autocommit
+                barrier.wait()
+                pairs = []
+                for turn in range(rounds):  # one transaction each, on any server connection
+                    row = conn.execute(query, [turn], prepare=True).fetchone()
+                    assert row is not None
+                    pairs.append((row[0], row[1]))
+                answers[number] = pairs
+                with conn.transaction():  # the statement as the server connection holds it
+                    conn.execute(query, [rounds], prepare=True)
+                    names = conn.execute(
+                        "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
+                        [f"%{marker}%"],
+                    ).fetchall()
+                server_names[number] = [name for (name,) in names]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == [], errors[:3]
+    assert sorted(answers) == list(range(clients)), "not every client got its answers"
+    for number, pairs in answers.items():
+        assert [value for _, value in pairs] == [turn * 100 + number for turn in range(rounds)]
+    pids = {number: {pid for pid, _ in pairs} for number, pairs in answers.items()}
+    assert len(set().union(*pids.values())) > 1, "every transaction ran on one server connection"
+    assert any(len(used) > 1 for used in pids.values()), (
+        f"no client's statement ran on more than one server connection: {pids}"
+    )
+    # On the server, PgBouncer's names (PGBOUNCER_<n>), never the client's own _pg3_0.
+    for number, names in server_names.items():
+        assert names, f"client {number}: its statement is not prepared on the server connection"
+        assert all(name.startswith("PGBOUNCER_") for name in names), names
 
 
 # 5. The monitoring role on the console
