@@ -1,5 +1,5 @@
 """What differs per Debian release, for the tests: read from the roles' one place for it
-(roles/preflight/vars/Debian-<major>.yml, ``__pgstack_release``), never written out again.
+(roles/preflight/vars/Debian-<major>.yml, ``__preflight_release``), never written out again.
 
 - ``facts(codename)``: the versions of a release (``postgresql``, ``pgbouncer``, ...) by codename.
 - ``local_postgresql_bin()``: the server binaries installed on this machine, for the integration
@@ -23,7 +23,7 @@ def all_facts() -> dict[str, dict[str, Any]]:
     """{codename: {postgresql: "17", pgbouncer: "1.24", ...}} for every supported release."""
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(RELEASE_VARS.glob("Debian-*.yml")):
-        release = yaml.safe_load(path.read_text(encoding="utf-8"))["__pgstack_release"]
+        release = yaml.safe_load(path.read_text(encoding="utf-8"))["__preflight_release"]
         out[release["codename"]] = {str(k): str(v) for k, v in release.items()}
     return out
 

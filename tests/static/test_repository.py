@@ -253,12 +253,12 @@ def test_release_versions_live_in_one_place() -> None:
         if not p.is_relative_to(PREFLIGHT)
     )
     assert elsewhere == [], "per-release values belong in roles/preflight/vars"
-    keys = {p.name: sorted(load(p)["__pgstack_release"]) for p in RELEASE_VARS}
+    keys = {p.name: sorted(load(p)["__preflight_release"]) for p in RELEASE_VARS}
     assert len(set(map(tuple, keys.values()))) == 1, keys
 
 
 # A PostgreSQL major written out where it names a path, package, unit or server: the release
-# variables say it once and everything else reads them (roles: __pgstack_release; tests: the
+# variables say it once and everything else reads them (roles: __preflight_release; tests: the
 # release module; tools: the host they run on). Docs may say which release ships which version.
 VERSION_LITERAL_DIRS = (
     "roles",
@@ -273,7 +273,7 @@ VERSION_LITERAL_DIRS = (
 
 
 def _version_literal_pattern() -> re.Pattern[str]:
-    majors = sorted({str(load(p)["__pgstack_release"]["postgresql"]) for p in RELEASE_VARS})
+    majors = sorted({str(load(p)["__preflight_release"]["postgresql"]) for p in RELEASE_VARS})
     alternatives = "|".join(majors)
     return re.compile(
         rf"(postgresql[-/@ ]|PostgreSQL |/lib/postgresql/|PG_VERSION\W+|server_version\W+)"

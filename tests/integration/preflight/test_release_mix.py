@@ -5,7 +5,7 @@ points) run in a real ``ansible-playbook`` on this machine, over pairs of invent
 all this machine (``ansible_connection: local``). Only the facts the preflight platform step reads
 are made up, one release per host (``set_fact`` with ``cacheable``: they land in ``ansible_facts``
 as gathered facts do); from there everything is the roles' own: the platform step loads each host's
-``roles/preflight/vars/Debian-<major>.yml``, and each role compares its host's ``__pgstack_release``
+``roles/preflight/vars/Debian-<major>.yml``, and each role compares its host's ``__preflight_release``
 with the other host's. The pgbackrest checks are included with the very task ``validate.yml`` uses,
 so the case also proves that the include loads the peer's release variables before the rule reads
 them. The expected versions come from the release variables (tests/release.py), never written out.
@@ -27,7 +27,7 @@ PASSED = "pgstack-test: passed"
 RELEASE_VARS = sorted((REPO_ROOT / "roles/preflight/vars").glob("Debian-*.yml"))
 # The Debian major of each release (the fact the platform step loads its file by), by codename.
 CODENAME_MAJOR = {
-    yaml.safe_load(path.read_text(encoding="utf-8"))["__pgstack_release"]["codename"]: (
+    yaml.safe_load(path.read_text(encoding="utf-8"))["__preflight_release"]["codename"]: (
         path.stem.removeprefix("Debian-")
     )
     for path in RELEASE_VARS
