@@ -10,13 +10,15 @@ PY := $(BIN)/python
 # end-to-end tests use.
 HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client \
 	postgresql-client redis-tools openssl python3-venv make
-# And for the offline test layers, which run real servers as local processes: PostgreSQL 15,
-# pgBackRest and Chromium (drills), prometheus for promtool (alert rules), prometheus-alertmanager
-# for amtool (alertmanager.yml), PgBouncer, Redis and Debian's python3-* libraries (the exporter,
-# on the versions hosts run).
-TEST_PACKAGES := postgresql-15 pgbackrest chromium prometheus prometheus-alertmanager pgbouncer redis-server \
+# And for the offline test layers, which run real servers as local processes: PostgreSQL (Debian's
+# `postgresql`, the major of this machine's release), pgBackRest and Chromium (drills), prometheus
+# for promtool (alert rules), prometheus-alertmanager for amtool (alertmanager.yml), PgBouncer,
+# Redis and Debian's python3-* libraries (the exporter, on the versions hosts run).
+TEST_PACKAGES := postgresql pgbackrest chromium prometheus prometheus-alertmanager pgbouncer redis-server \
 	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml
 LAB_INVENTORY := inventory/lab
+# The same deployment on Debian 12, beside the lab (docs/lab.md).
+LAB12_INVENTORY := inventory/lab-debian12
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -74,6 +76,11 @@ lab: host-deps venv ## bring the lab up and converge the whole stack on it
 	$(BIN)/pgstack-lab up
 	$(BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
 	@$(BIN)/pgstack-lab summary
+
+.PHONY: lab-debian12
+lab-debian12: host-deps venv ## the same deployment on Debian 12, beside the lab: up and converged
+	PGSTACK_LAB_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pgstack-lab up
+	$(BIN)/ansible-playbook -i $(LAB12_INVENTORY) playbooks/site.yml
 
 QUICK ?=
 .PHONY: bench
@@ -142,6 +149,14 @@ e2e: lab ## converge the lab, then test it from the outside with real clients
 e2e-tests: venv ## the end-to-end tests alone, on the lab `make lab` converged
 	$(BIN)/pytest -q -rP --durations=20 tests/e2e
 
+.PHONY: e2e-debian12
+e2e-debian12: lab-debian12 ## converge the Debian 12 lab, then the end-to-end tests whose behaviour differs by release on it
+	@$(MAKE) --no-print-directory e2e-debian12-tests
+
+.PHONY: e2e-debian12-tests
+e2e-debian12-tests: venv ## the release-dependent end-to-end tests alone (marker `release`), on the Debian 12 lab
+	PGSTACK_LAB_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pytest -q -rP --durations=10 -m release tests/e2e
+
 MOLECULE_ROLES := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 
 # Scenarios at a time: three alone; `make test` runs two beside the end-to-end tests.
@@ -159,7 +174,8 @@ molecule-%: host-deps venv
 
 
 # `make test`: the layers in two phases of two lanes each (tests/layers.sh says how and why):
-#   lint unit alerts integration  beside  lab-lifecycle lab;  then  e2e  beside  molecule.
+#   lint unit alerts integration  beside  lab-lifecycle lab;  then  e2e  beside  molecule, then
+#   the Debian 12 lab and its end-to-end tests.
 # Each layer's duration, then the whole suite's; the lab is torn down at the end, whatever happened.
 .PHONY: test
 test: host-deps venv ## everything CI runs, layer by layer with durations; always tears the lab down

@@ -5,7 +5,7 @@ and the lab tool builds exactly those hosts. Recognised variables:
 
 - ``lab_network`` (all.vars): the private IPv4 /24 only the lab uses; ``.1`` is the gateway.
 - ``lab_domain`` (all.vars): DNS suffix written to every host's /etc/hosts.
-- ``lab_release`` (all.vars or per host): ``bookworm`` (default) or ``trixie``.
+- ``lab_release`` (all.vars or per host): ``trixie`` (default) or ``bookworm``.
 - ``lab_machine_prefix`` (all.vars): put before each host's name to name its machine, so that a
   second lab whose inventory uses the same host names (another release of the same deployment)
   runs beside the first one on other addresses of the network; empty by default.
@@ -26,7 +26,7 @@ import yaml
 from pgstack_lab.errors import SpecError
 
 RELEASES = ("bookworm", "trixie")
-DEFAULT_RELEASE = "bookworm"
+DEFAULT_RELEASE = "trixie"
 _HOSTNAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 _PREFIX = re.compile(r"^([a-z][a-z0-9-]{0,7})?$")
 

@@ -30,9 +30,22 @@ def test_committed_lab_inventory_parses() -> None:
     spec = load_spec(REPO_ROOT / "inventory/lab")
     assert [h.name for h in spec.hosts] == ["db1", "backup1", "mon1", "app1"]
     assert spec.gateway == ipaddress.IPv4Address("10.77.41.1")
-    assert {h.release for h in spec.hosts} == {"bookworm"}
+    assert {h.release for h in spec.hosts} == {"trixie"}
     assert spec.host("db1").fqdn(spec.domain) == "db1.pgstack.internal"
     assert spec.host("db1").machine == "db1"
+
+
+def test_debian12_lab_is_the_same_deployment_beside_the_default_one() -> None:
+    """Same host names and groups, its own machines and addresses on the same network."""
+    default = load_spec(REPO_ROOT / "inventory/lab")
+    debian12 = load_spec(REPO_ROOT / "inventory/lab-debian12")
+    assert [h.name for h in debian12.hosts] == [h.name for h in default.hosts]
+    assert {h.release for h in debian12.hosts} == {"bookworm"}
+    assert debian12.network == default.network
+    assert not {h.address for h in debian12.hosts} & {h.address for h in default.hosts}
+    assert not {h.machine for h in debian12.hosts} & {h.machine for h in default.hosts}
+    groups = {path.name for path in (REPO_ROOT / "inventory/lab-debian12/group_vars").iterdir()}
+    assert groups == {path.name for path in (REPO_ROOT / "inventory/lab/group_vars").iterdir()}
 
 
 def test_machine_prefix_names_the_machines_not_the_hosts() -> None:
@@ -40,8 +53,8 @@ def test_machine_prefix_names_the_machines_not_the_hosts() -> None:
     assert (spec.hosts[0].name, spec.hosts[0].machine) == ("db1", "d12-db1")
 
 
-def test_default_release_is_bookworm() -> None:
-    assert parse_spec(inventory({"db1": DB1}), "inv").hosts[0].release == "bookworm"
+def test_default_release_is_trixie() -> None:
+    assert parse_spec(inventory({"db1": DB1}), "inv").hosts[0].release == "trixie"
 
 
 def test_release_override_applies_to_every_host() -> None:
