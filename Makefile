@@ -157,6 +157,10 @@ e2e-debian12: lab-debian12 ## converge the Debian 12 lab, then the end-to-end te
 e2e-debian12-tests: venv ## the release-dependent end-to-end tests alone (marker `release`), on the Debian 12 lab
 	PGSTACK_LAB_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pytest -q -rP --durations=10 -m release tests/e2e
 
+.PHONY: test-upgrade
+test-upgrade: venv ## docs/runbooks/upgrade-to-debian13.md as written: the Debian 12 lab's data moved to the lab (both up and converged)
+	PGSTACK_UPGRADE_OLD_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pytest -q -rP -m upgrade tests/e2e/test_upgrade.py
+
 MOLECULE_ROLES := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 
 # Scenarios at a time: three alone; `make test` runs two beside the end-to-end tests.

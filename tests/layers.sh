@@ -3,6 +3,7 @@
 #
 #   phase 1:  lint unit alerts integration   beside   lab-lifecycle lab
 #   phase 2:  e2e                            beside   molecule lab-debian12 e2e-debian12
+#   then:     test-upgrade (docs/runbooks/upgrade-to-debian13.md, from the Debian 12 lab to the lab)
 #
 # The lab is Debian 13; the Debian 12 lab (the same deployment on other addresses) comes up once
 # the molecule scenarios are done and runs the end-to-end tests whose behaviour differs by release.
@@ -59,6 +60,11 @@ if [ $status -eq 0 ]; then
     # Two scenarios at a time beside the end-to-end tests: they still end first, and the machine
     # keeps room for the tests' waits on alerts and drills.
     MOLECULE_JOBS=2 phase "e2e-tests" "molecule lab-debian12 e2e-debian12-tests" || status=1
+fi
+if [ $status -eq 0 ]; then
+    # Both labs are through their tests: the upgrade runbook moves the Debian 12 lab's data to the
+    # lab, which nothing else uses any more.
+    lane test-upgrade || status=1
 fi
 make --no-print-directory lab-down || status=1
 

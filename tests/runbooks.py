@@ -1,6 +1,7 @@
 """The command blocks of the runbooks (docs/runbooks/*.md) and the convention they follow
 (docs/alerts.md, "Runbooks"): the sentence before a block names the host it runs on, and the
-block's only placeholders are the documented ones.
+block's only placeholders are the documented ones (a procedure may add sentences and placeholders of
+its own, which it documents itself: OWN_HOSTS, OWN_PLACEHOLDERS).
 
 Shared by tests/static/test_runbooks.py (every block of every runbook follows the convention),
 tests/e2e/test_runbooks.py (every block of the alert runbooks runs as written on the lab) and the
@@ -22,6 +23,7 @@ RUNBOOKS = REPO_ROOT / "docs/runbooks"
 PROCEDURES: dict[str, str] = {
     "migration-rollback.md": "tests/e2e/test_migration_rollback.py",
     "dr-rebuild.md": "tests/e2e/test_dr_rebuild.py",
+    "upgrade-to-debian13.md": "tests/e2e/test_upgrade.py",
 }
 
 # The sentence right before a block -> the inventory groups whose hosts run it.
@@ -66,6 +68,27 @@ PROCEDURE_PLACEHOLDERS: dict[str, str] = {
     "<disaster time>": "when the host was lost, UTC YYYY-MM-DDTHH:MM:SSZ (the RPO counts from it)",
 }
 
+# Sentences and placeholders of one procedure only, which that procedure defines in its own tables
+# (tests/static/test_runbooks.py checks that it does) instead of docs/alerts.md: the upgrade runs
+# on two deployments at once, the old hosts and the new ones, which the shared sentences cannot tell
+# apart. Procedure -> sentence -> the inventory groups whose hosts run it (in that deployment).
+OWN_HOSTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "upgrade-to-debian13.md": {
+        "On the old database host:": ("postgres",),
+        "On the new database host:": ("postgres",),
+        "On the new backup host:": ("backup",),
+    },
+}
+# Procedure -> placeholder -> what an operator puts there.
+OWN_PLACEHOLDERS: dict[str, dict[str, str]] = {
+    "upgrade-to-debian13.md": {
+        "<new env>": "the inventory of the new hosts (`inventory/<new env>`)",
+        "<old db host>": "the old database host, as `ssh` reaches it from the controller",
+        "<new db host>": "the new database host, as `ssh` reaches it from the controller",
+        "<migration role>": "the migration role of `<database>` (`kind: migration`), its owner",
+    },
+}
+
 FENCE = "```"
 # Info strings of command blocks the convention would not see: a runbook writes them as ```sh.
 SHELL_ALIASES = frozenset({"", "bash", "shell", "console", "shell-session"})
@@ -92,7 +115,9 @@ class Block:
     @property
     def groups(self) -> tuple[str, ...]:
         """The inventory groups whose hosts run the block; () for the controller."""
-        return HOSTS[self.host]
+        if self.host in HOSTS:
+            return HOSTS[self.host]
+        return OWN_HOSTS[f"{self.runbook}.md"][self.host]
 
     @property
     def on_controller(self) -> bool:
@@ -133,7 +158,8 @@ def parse(path: Path) -> list[Block]:
     where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     known_placeholders = set(PLACEHOLDERS)
     if path.name in PROCEDURES:
-        known_placeholders |= set(PROCEDURE_PLACEHOLDERS)
+        known_placeholders |= set(PROCEDURE_PLACEHOLDERS) | set(OWN_PLACEHOLDERS.get(path.name, {}))
+    known_hosts = [*HOSTS, *OWN_HOSTS.get(path.name, {})]
     section = ""
     number = 0
     while number < len(lines):
@@ -154,8 +180,8 @@ def parse(path: Path) -> list[Block]:
         if info == "sh":
             before = [line for line in lines[:number] if line.strip()]
             sentence = before[-1].strip() if before else ""
-            if sentence not in HOSTS:
-                known = ", ".join(f'"{s}"' for s in HOSTS)
+            if sentence not in known_hosts:
+                known = ", ".join(f'"{s}"' for s in known_hosts)
                 raise ConventionError(
                     f"{where}:{number + 1}: the line before the block is {sentence!r}, "
                     f"not one that names its host ({known})"

@@ -6,6 +6,10 @@ of the group its sentence names, or on the controller in the repository's root. 
 the placeholders and exports its environment to every block; on the controller, `ssh` is a
 command first on PATH that runs `pgstack-lab ssh` on the lab host the FQDN names (root, so the
 blocks' `sudo` changes nothing), while Ansible keeps the real ssh (ANSIBLE_SSH_EXECUTABLE).
+
+A procedure that spans two labs at once (the upgrade: the Debian 12 lab's hosts and the lab's,
+which have the same names and FQDNs) names each lab's hosts by address: Runner.labs gives the lab
+of each of its own sentences, and ssh_command the labs whose addresses `ssh` reaches.
 """
 
 from __future__ import annotations
@@ -16,13 +20,24 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import yaml
 from conftest import group_hosts
 from helpers import lab_ssh
 
-from runbooks import REPO_ROOT, Block
+from pgstack_lab.spec import load_spec
+from runbooks import HOSTS, REPO_ROOT, Block
+
+PGSTACK_LAB = Path(sys.executable).parent / "pgstack-lab"
+
+
+def inventory_group_hosts(inventory: Path, group: str) -> list[str]:
+    """The inventory names of a group's hosts in a lab inventory (its directory), in order."""
+    data = yaml.safe_load((inventory / "hosts.yml").read_text())
+    return list((data["all"]["children"].get(group) or {}).get("hosts") or {})
 
 
 @dataclass(frozen=True)
@@ -34,9 +49,15 @@ class Runner:
     bin_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 900
+    # A procedure's own sentence (runbooks.OWN_HOSTS) -> the lab inventory whose hosts run its
+    # blocks; the sentences of runbooks.HOSTS run on the e2e fixtures' lab.
+    labs: dict[str, Path] = field(default_factory=dict)
 
     def with_env(self, **env: str) -> Runner:
         return replace(self, env={**self.env, **env})
+
+    def with_values(self, values: Mapping[str, str]) -> Runner:
+        return replace(self, values={**self.values, **values})
 
     def script(self, block: Block) -> str:
         lines = [
@@ -66,9 +87,19 @@ class Runner:
             where = "controller"
         else:
             [group] = block.groups
-            where = group_hosts(group)[0]
             command = f"cd / && bash -c {shlex.quote(script)} </dev/null 2>&1"
-            proc = lab_ssh(where, command, timeout=self.timeout)
+            if block.host in HOSTS:
+                where = group_hosts(group)[0]
+                proc = lab_ssh(where, command, timeout=self.timeout)
+            else:
+                assert block.host in self.labs, f"{block.host!r}: no lab for it in Runner.labs"
+                inventory = self.labs[block.host]
+                host = inventory_group_hosts(inventory, group)[0]
+                where = f"{host} of {inventory.name}"
+                proc = subprocess.run(
+                    [str(PGSTACK_LAB), "-i", str(inventory), "ssh", host, command],
+                    capture_output=True, text=True, timeout=self.timeout, check=False,
+                )  # fmt: skip
         output = proc.stdout + proc.stderr
         print(f"{self.runbook.name}:{block.line} ({where}): {time.monotonic() - began:.1f} s")
         assert proc.returncode == 0, (
@@ -78,15 +109,25 @@ class Runner:
         return output
 
 
-def ssh_command(directory: Path) -> Path:
-    """`ssh HOST COMMAND` as the runbooks write it: root on the lab host HOST (an FQDN) names."""
-    tool = Path(sys.executable).parent / "pgstack-lab"
+def ssh_command(directory: Path, labs: Iterable[Path] = ()) -> Path:
+    """`ssh HOST COMMAND` as the runbooks write it: root on the lab host HOST (an FQDN) names, or,
+    HOST an address of a host of labs (lab inventories), on that host of that lab."""
+    tool = shlex.quote(str(PGSTACK_LAB))
+    cases: dict[str, str] = {}
+    for inventory in labs:
+        for host in load_spec(inventory).hosts:
+            assert str(host.address) not in cases, f"{host.address} is in two labs"
+            cases[str(host.address)] = (
+                f'exec {tool} -i {shlex.quote(str(inventory))} ssh {host.name} "$@"'
+            )
+    by_address = "".join(f"  {address}) {run} ;;\n" for address, run in cases.items())
     ssh = directory / "ssh"
     ssh.write_text(
         "#!/bin/sh\n"
         f"export PATH={shlex.quote(os.environ['PATH'])}\n"
         "host=$1; shift\n"
-        f'exec {shlex.quote(str(tool))} ssh "${{host%%.*}}" "$@"\n'
+        + (f'case "$host" in\n{by_address}esac\n' if by_address else "")
+        + f'exec {tool} ssh "${{host%%.*}}" "$@"\n'
     )
     ssh.chmod(0o755)
     return directory

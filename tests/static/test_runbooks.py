@@ -12,6 +12,8 @@ import pytest
 
 from runbooks import (
     HOSTS,
+    OWN_HOSTS,
+    OWN_PLACEHOLDERS,
     PLACEHOLDERS,
     PROCEDURE_PLACEHOLDERS,
     PROCEDURES,
@@ -49,6 +51,42 @@ def test_the_convention_is_documented_as_the_code_reads_it() -> None:
     placeholders = set(re.findall(r"^\| `(<[^`]+>)` \|", text, re.MULTILINE))
     assert sentences == set(HOSTS)
     assert placeholders == set(PLACEHOLDERS) | set(PROCEDURE_PLACEHOLDERS)
+
+
+@pytest.mark.parametrize("name", sorted(OWN_HOSTS.keys() | OWN_PLACEHOLDERS.keys()))
+def test_a_procedure_documents_its_own_sentences_and_placeholders(name: str) -> None:
+    """A procedure's own sentences and placeholders are in its own tables, as docs/alerts.md lists
+    the shared ones, and none of them is a shared one under another meaning."""
+    assert name in PROCEDURES
+    text = (REPO_ROOT / "docs/runbooks" / name).read_text()
+    sentences = set(re.findall(r"^\| (On the .+?:) \|", text, re.MULTILINE))
+    placeholders = set(re.findall(r"^\| `(<[^`]+>)` \|", text, re.MULTILINE))
+    own_hosts, own_placeholders = OWN_HOSTS.get(name, {}), OWN_PLACEHOLDERS.get(name, {})
+    assert set(own_hosts) <= sentences
+    assert set(own_placeholders) <= placeholders
+    assert sentences <= set(HOSTS) | set(own_hosts)
+    assert placeholders <= set(PLACEHOLDERS) | set(PROCEDURE_PLACEHOLDERS) | set(own_placeholders)
+    assert not set(own_hosts) & set(HOSTS)
+    assert not set(own_placeholders) & (set(PLACEHOLDERS) | set(PROCEDURE_PLACEHOLDERS))
+
+
+def test_a_procedures_own_sentences_and_placeholders_are_its_alone(tmp_path: Path) -> None:
+    """Another runbook with an upgrade sentence or placeholder is refused."""
+    name = "upgrade-to-debian13.md"
+    [sentence, *_] = OWN_HOSTS[name]
+    [placeholder, *_] = OWN_PLACEHOLDERS[name]
+    other = tmp_path / sorted(set(PROCEDURES) - {name})[0]
+    other.write_text(f"# A procedure\n\n{sentence}\n\n```sh\nsystemctl status pgbouncer\n```\n")
+    with pytest.raises(ConventionError, match="names its host"):
+        parse(other)
+    other.write_text(f"# A procedure\n\nOn the controller:\n\n```sh\nssh {placeholder} true\n```\n")
+    with pytest.raises(ConventionError, match=re.escape(placeholder)):
+        parse(other)
+    upgrade = tmp_path / name
+    upgrade.write_text(f"# The upgrade\n\n{sentence}\n\n```sh\nssh {placeholder} true\n```\n")
+    [block] = parse(upgrade)
+    assert block.groups == OWN_HOSTS[name][sentence]
+    assert block.placeholders == {placeholder}
 
 
 def test_runbook_queries_name_only_catalogued_metrics() -> None:
