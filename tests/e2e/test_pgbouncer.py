@@ -33,7 +33,7 @@ from helpers import (
 
 import release
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.release]
 
 PLAYBOOK = "playbooks/pgbouncer.yml"
 # inventory/lab/group_vars/pgbouncer/main.yml: a pool of exactly 5 server connections, no reserve.
