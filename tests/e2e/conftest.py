@@ -24,8 +24,8 @@ class LabHost:
     address: str
 
 
-def _lab_inventory_data() -> dict[str, object]:
-    data = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())
+def _lab_inventory_data(inventory: Path = LAB_INVENTORY) -> dict[str, object]:
+    data = yaml.safe_load((inventory / "hosts.yml").read_text())
     assert isinstance(data, dict)
     return data
 
@@ -41,9 +41,10 @@ def lab_host(name: str) -> LabHost:
     raise LookupError(f"no host {name} in {LAB_INVENTORY / 'hosts.yml'}")
 
 
-def group_hosts(group: str) -> list[str]:
-    """The inventory names of a group's hosts, in inventory order."""
-    top = _lab_inventory_data()["all"]
+def group_hosts(group: str, inventory: Path = LAB_INVENTORY) -> list[str]:
+    """The inventory names of a group's hosts, in inventory order (in the tests' lab, or in the
+    lab inventory given)."""
+    top = _lab_inventory_data(inventory)["all"]
     assert isinstance(top, dict)
     return list((top["children"].get(group) or {}).get("hosts") or {})
 

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
 from conftest import group_hosts
 from helpers import lab_ssh
 
@@ -32,12 +31,6 @@ from pgstack_lab.spec import load_spec
 from runbooks import HOSTS, REPO_ROOT, Block
 
 PGSTACK_LAB = Path(sys.executable).parent / "pgstack-lab"
-
-
-def inventory_group_hosts(inventory: Path, group: str) -> list[str]:
-    """The inventory names of a group's hosts in a lab inventory (its directory), in order."""
-    data = yaml.safe_load((inventory / "hosts.yml").read_text())
-    return list((data["all"]["children"].get(group) or {}).get("hosts") or {})
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,7 @@ class Runner:
             else:
                 assert block.host in self.labs, f"{block.host!r}: no lab for it in Runner.labs"
                 inventory = self.labs[block.host]
-                host = inventory_group_hosts(inventory, group)[0]
+                host = group_hosts(group, inventory)[0]
                 where = f"{host} of {inventory.name}"
                 proc = subprocess.run(
                     [str(PGSTACK_LAB), "-i", str(inventory), "ssh", host, command],

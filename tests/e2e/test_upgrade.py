@@ -43,7 +43,8 @@ from helpers import (
     conninfo,
     parse_recap,
 )
-from procedures import PGSTACK_LAB, Runner, inventory_group_hosts, ssh_command
+from conftest import group_hosts
+from procedures import PGSTACK_LAB, Runner, ssh_command
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -109,7 +110,7 @@ class Lab:
 
 def lab(inventory: Path) -> Lab:
     spec = load_spec(inventory)
-    name = inventory_group_hosts(inventory, "postgres")[0]
+    name = group_hosts("postgres", inventory)[0]
     host = spec.host(name)
     return Lab(inventory, DatabaseHost(name, host.fqdn(spec.domain), str(host.address)))
 
