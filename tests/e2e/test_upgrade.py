@@ -34,6 +34,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from conftest import group_hosts
 from helpers import (
     LAB_INVENTORY,
     PGBOUNCER_PORT,
@@ -43,7 +44,6 @@ from helpers import (
     conninfo,
     parse_recap,
 )
-from conftest import group_hosts
 from procedures import PGSTACK_LAB, Runner, ssh_command
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
