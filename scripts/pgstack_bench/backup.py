@@ -64,8 +64,8 @@ STANZA = "bench"
 HOST_CA = "/etc/pgstack/tls/ca.crt"
 PASSFILE = "/etc/pgstack/pg_dump.pgpass"
 DUMP_ROLE = "pgstack_backup"
-# No compression, the fastest level and the default; level 9 was measured at 1-2 % fewer bytes than 6
-# for 18-79 % more time (50, 150 and 450 MiB of rows), so the default run leaves it out.
+# No compression, the fastest level and the default; level 9 was measured at 1-2 % fewer bytes
+# than 6 for 18-79 % more time (50, 150 and 450 MiB of rows), so the default run leaves it out.
 LEVELS = (0, 1, 6)
 TABLES = ("jobs", "results")
 # The drills' scratch settings (pgstack_drill.scratch.Scratch.write_config), plus what a pgBackRest
