@@ -4,11 +4,12 @@ The real input checks of the pgbackrest, pg_dump and restore_drill roles (their 
 points) run in a real ``ansible-playbook`` on this machine, over pairs of inventory hosts that are
 all this machine (``ansible_connection: local``). Only the facts the preflight platform step reads
 are made up, one release per host (``set_fact`` with ``cacheable``: they land in ``ansible_facts``
-as gathered facts do); from there everything is the roles' own: the platform step loads each
-host's ``roles/preflight/vars/Debian-<major>.yml``, and each role compares its host's
-``__preflight_release`` with the other host's. The pgbackrest checks are included with the very task ``validate.yml`` uses,
-so the case also proves that the include loads the peer's release variables before the rule reads
-them. The expected versions come from the release variables (tests/release.py), never written out.
+as gathered facts do); from there everything is the roles' own: the platform step loads each host's
+``roles/preflight/vars/Debian-<major>.yml``, and each role compares its host's
+``__preflight_release`` with the other host's. The pgbackrest checks are included with the very
+task ``validate.yml`` uses, so the case also proves that the include loads the peer's release
+variables before the rule reads them. The expected versions come from the release variables
+(tests/release.py), never written out.
 """
 
 from __future__ import annotations
