@@ -14,10 +14,11 @@ controller as clients do: TLS verify-full, the FQDN checked against the certific
 address connected to.
 
 Before the runbook, the migration role makes a table with ROWS rows and an identity sequence in the
-old `app` database. The blocks run section by section, a block that names `<database>` once for each
-application database of the inventory. Afterwards the old lab stays frozen (it is torn down after);
-the table is dropped from both labs, so the new lab is as the converge left it and the test can run
-again.
+old `app` database, and the new lab's application databases are dropped: the other tests left
+tables there, and section 1 converges them anew, empty, as on new hosts. The blocks run section by
+section, a block that names `<database>` once for each application database of the inventory.
+Afterwards the old lab stays frozen (it is torn down after); the table is dropped from both labs,
+so the new lab is as the converge left it and the test can run again.
 """
 
 from __future__ import annotations
@@ -292,7 +293,16 @@ def server_major(side: Lab) -> int:
     return int(side.psql("SHOW server_version_num")) // 10000
 
 
-@pytest.mark.usefixtures("clients_on_app_host")
+@pytest.fixture
+def new_hosts() -> None:
+    """The new lab as new hosts are: its application databases hold what the other end-to-end
+    tests left there, so they are dropped, and section 1's converge creates them empty, with their
+    owners and privileges, as on hosts pgstack has just converged."""
+    for name in DATABASES:
+        NEW.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.usefixtures("clients_on_app_host", "new_hosts")
 def test_the_runbook_moves_the_deployment_to_debian_13(
     table: Table, tmp_path: Path, ca_file: Path, secret: Secret
 ) -> None:
