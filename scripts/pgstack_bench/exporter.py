@@ -39,6 +39,7 @@ PACKAGES = (
     "prometheus-pgbouncer-exporter",
     "prometheus-redis-exporter",
 )
+PGBOUNCER_EXPORTER = "/usr/bin/prometheus-pgbouncer-exporter"
 SCRAPE_TIMEOUT_S = 30.0
 DB_PREFIX = "bench_db_"
 TABLES_DB = "bench_tables"
@@ -75,8 +76,11 @@ class Exporter:
         return f"http://127.0.0.1:{self.port}/metrics"
 
 
-def exporters(address: str, pgstack: str) -> tuple[Exporter, ...]:
-    """pgstack first, then postgres_exporter (default), pgbouncer, redis; auto-discover last."""
+def exporters(address: str, pgstack: str, *, go_pgbouncer: bool = True) -> tuple[Exporter, ...]:
+    """pgstack first, then postgres_exporter (default), pgbouncer, redis; auto-discover last.
+    go_pgbouncer: Debian's prometheus-pgbouncer-exporter is prometheus-community's Go exporter
+    (Debian 13; flags and one connection string) rather than the Python one (Debian 12; host,
+    port and listen address in environment variables)."""
     pg_dsn = (
         f"postgresql://pgstack_monitoring@{address}:5432/postgres?sslmode=verify-full"
         f"&sslrootcert={CA}&application_name=pgstack-bench-postgres-exporter"
@@ -105,17 +109,28 @@ def exporters(address: str, pgstack: str) -> tuple[Exporter, ...]:
             "pgbouncer",
             "pgbouncer_exporter",
             19127,
-            "/usr/bin/prometheus-pgbouncer-exporter",
-            {
-                "HOST": "127.0.0.1",
-                "PORT": "19127",
-                "PGBOUNCER_HOST": address,
-                "PGBOUNCER_PORT": "6432",
-                "PGBOUNCER_USER": "pgstack_monitoring",
-                "PGSSLMODE": "verify-full",
-                "PGSSLROOTCERT": CA,
-                "PGAPPNAME": "pgstack-bench-pgbouncer-exporter",
-            },
+            PGBOUNCER_EXPORTER
+            + (" --web.listen-address=127.0.0.1:19127 --log.level=warn" if go_pgbouncer else ""),
+            (
+                {
+                    "PGBOUNCER_EXPORTER_CONNECTION_STRING": (
+                        f"postgres://pgstack_monitoring@{address}:6432/pgbouncer"
+                        f"?sslmode=verify-full&sslrootcert={CA}"
+                        "&application_name=pgstack-bench-pgbouncer-exporter"
+                    )
+                }
+                if go_pgbouncer
+                else {
+                    "HOST": "127.0.0.1",
+                    "PORT": "19127",
+                    "PGBOUNCER_HOST": address,
+                    "PGBOUNCER_PORT": "6432",
+                    "PGBOUNCER_USER": "pgstack_monitoring",
+                    "PGSSLMODE": "verify-full",
+                    "PGSSLROOTCERT": CA,
+                    "PGAPPNAME": "pgstack-bench-pgbouncer-exporter",
+                }
+            ),
             pg_secret,
         ),
         Exporter(
@@ -465,6 +480,11 @@ def _psql_sessions(lab: BenchLab, statements: Sequence[str]) -> None:
         done = [pool.submit(_psql, lab, "\n".join(chunk) + "\n") for chunk in chunks if chunk]
         for future in done:
             future.result()
+
+
+def _is_binary(lab: BenchLab, path: str) -> bool:
+    """Whether path is a compiled program rather than a script (no "#!" at its start)."""
+    return lab.sh(HOST, f"head -c 2 {path}") != "#!"
 
 
 def _installed(lab: BenchLab) -> set[str]:
@@ -1059,7 +1079,7 @@ def _discussion(
 
 def run(lab: BenchLab) -> SectionResult:
     address = lab.address(HOST)
-    all_exporters = exporters(address, pgstack_command(lab))
+    all_exporters = exporters(address, pgstack_command(lab))  # the unit names, for the cleanup
     sizes = (1, 100) if lab.quick else (1, 100, 1000)
     rounds = 20 if lab.quick else 40
     budget = 60.0 if lab.quick else 300.0
@@ -1072,6 +1092,11 @@ def run(lab: BenchLab) -> SectionResult:
     try:
         log.info("installing %s on %s", ", ".join(PACKAGES), HOST)
         _install(lab, state)
+        all_exporters = exporters(
+            address, pgstack_command(lab), go_pgbouncer=_is_binary(lab, PGBOUNCER_EXPORTER)
+        )
+        _drop_scratch_databases(lab)  # what a killed run left
+        _drop_auto_role(lab)
         password = _create_auto_role(lab)
         _write_env_files(lab, all_exporters, {"postgres-auto": {"PGPASSWORD": password}})
         for size in sizes:

@@ -11,7 +11,9 @@ import zlib
 import pytest
 
 from pgstack_bench.exporter import (
+    Exporter,
     compare_counters,
+    exporters,
     find_value,
     parse_prometheus_text,
     parse_ss,
@@ -212,3 +214,26 @@ def test_scram_verifier_matches_rfc_7677() -> None:
     )
     signature = hmac.new(server_key, auth_message.encode(), "sha256").digest()
     assert base64.b64encode(signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+
+def test_the_pgbouncer_exporter_is_started_in_the_dialect_of_the_installed_one() -> None:
+    def pgbouncer(go: bool) -> Exporter:
+        (found,) = [
+            e
+            for e in exporters("10.0.0.1", "/usr/local/bin/pgstack-exporter", go_pgbouncer=go)
+            if e.key == "pgbouncer"
+        ]
+        return found
+
+    go, python = pgbouncer(True), pgbouncer(False)
+    assert "--web.listen-address=127.0.0.1:19127" in go.command
+    dsn = go.env["PGBOUNCER_EXPORTER_CONNECTION_STRING"]
+    assert dsn.startswith("postgres://pgstack_monitoring@10.0.0.1:6432/pgbouncer?")
+    assert "sslmode=verify-full" in dsn
+    assert "--" not in python.command
+    assert python.env["PORT"] == "19127"
+    assert python.env["PGBOUNCER_HOST"] == "10.0.0.1"
+    # the password comes from the lab's secrets into the env file, never on a command line
+    for exporter in (go, python):
+        assert exporter.secrets == {"PGPASSWORD": "postgresql_monitoring"}
+        assert "PGPASSWORD" not in exporter.env
