@@ -57,10 +57,16 @@ def lab_machine(host: str) -> str:
     return load_spec(LAB_INVENTORY).host(host).machine
 
 
+def host_release(inventory: Path, host: str) -> dict[str, str]:
+    """The release variables (roles/preflight/vars) of a lab host's Debian release, as the lab
+    inventory (the ``lab_inventory`` fixture) gives it; pgstack-lab refuses to run a machine of
+    another release under that name."""
+    return release.facts(load_spec(inventory).host(host).release)
+
+
 def pg_major(inventory: Path, host: str) -> str:
-    """The PostgreSQL major of a lab host: its Debian release's, as the lab inventory (the
-    ``lab_inventory`` fixture) gives the host its release, per roles/preflight/vars."""
-    return release.facts(load_spec(inventory).host(host).release)["postgresql"]
+    """The PostgreSQL major of a lab host."""
+    return host_release(inventory, host)["postgresql"]
 
 
 def parse_recap(output: str) -> dict[str, dict[str, int]]:

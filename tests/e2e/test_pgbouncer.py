@@ -4,7 +4,8 @@ Real clients only (psycopg 3 and psql) through PgBouncer on 6432 with sslmode=ve
 PostgreSQL side is observed directly on 5432 (pg_stat_activity, as the monitoring role).
 
 What depends on db1's PgBouncer version (auth_dbname from 1.19, max_prepared_statements from 1.21)
-is checked against the release db1 reports itself, through the release variables (tests/release.py).
+is checked against db1's release variables (helpers.host_release: the release the lab inventory
+gives db1, the one pgstack-lab built it from).
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from helpers import (
     SSL_QUERY,
     DbHost,
     conninfo,
+    host_release,
     lab_ssh,
     make_foreign_ca,
     psql_db1,
     run_psql,
 )
-
-import release
 
 pytestmark = [pytest.mark.e2e, pytest.mark.release]
 
@@ -82,11 +82,8 @@ def version(text: str) -> tuple[int, ...]:
 
 
 @pytest.fixture(scope="module")
-def db1_release() -> dict[str, str]:
-    """The release variables of db1's Debian release, by the codename the host reports."""
-    result = lab_ssh("db1", '. /etc/os-release && echo "$VERSION_CODENAME"')
-    assert result.returncode == 0, result.stderr
-    return release.facts(result.stdout.strip())
+def db1_release(lab_inventory: Path) -> dict[str, str]:
+    return host_release(lab_inventory, "db1")
 
 
 @pytest.fixture(scope="module")

@@ -156,6 +156,9 @@ CASES: list[Case] = [
     case("pgbouncer", "max-client-conn-zero", {"pgbouncer_max_client_conn": 0}),
     case("pgbouncer", "query-wait-timeout-negative", {"pgbouncer_query_wait_timeout": -5}),
     case("pgbouncer", "pool-mode-unknown", {"pgbouncer_pool_mode": "sometimes"}),
+    case("pgbouncer", "prepared-statements-negative", {"pgbouncer_max_prepared_statements": -1}),
+    case("pgbouncer", "auth-dbname-template", {"pgbouncer_auth_dbname": "template0"}),
+    case("pgbouncer", "auth-dbname-not-an-identifier", {"pgbouncer_auth_dbname": "Postgres"}),
     case("pgbouncer", "listen-port-out-of-range", {"pgbouncer_listen_port": 70000}),
     case(
         "pgbouncer",
