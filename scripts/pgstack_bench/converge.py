@@ -258,6 +258,7 @@ def run(lab: BenchLab) -> SectionResult:
                 tuple({"task": name, "seconds": seconds} for name, seconds in rerun.tasks[:12]),
             )
         )
+        summary.append(("site re-run", f"{rerun.seconds:.0f} s, changed={rerun.changed}"))
         summary.append(("site --check --diff", f"{check.seconds:.0f} s, changed={check.changed}"))
 
     for hosts, (ours, stock) in stock_runs.items():
