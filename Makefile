@@ -93,8 +93,8 @@ app-shell: venv ## a shell on app1 as application APP (default app) with its env
 	$(BIN)/pgstack-lab ssh app1 "sudo -u $(APP) bash -c 'set -a; . /etc/pgstack/$(APP).env; set +a; cd /tmp; exec bash -i'"
 
 .PHONY: lab-down
-lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rule
-	$(BIN)/pgstack-lab down --all
+lab-down: venv ## stop and remove every lab machine, namespace, link and NAT rule (KILL=1: kill them instead of powering them off)
+	$(BIN)/pgstack-lab down --all $(if $(KILL),--kill)
 
 PYTHON_SOURCES := scripts exporters tests plugins roles/python_tool/files
 
