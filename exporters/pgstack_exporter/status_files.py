@@ -1,7 +1,7 @@
 """The status files of the pg_dump runner and of the restore drills (both JSON, format version 1).
 
 Read from their documented formats (docs/backup.md, docs/metrics.md), never by importing the
-writers: ``pg_dump-<cluster>-<database>.json`` and ``drill-<cluster>-<kind>.json`` in one directory,
+writers: ``pg_dump-<cluster>-<database>.json`` and ``drill-<cluster>-*.json`` in one directory,
 by the collectors ``dumps`` and ``drills`` (``collectors/``); this module lists the directory and
 holds what both read with. A file that cannot be read or parsed shows as
 ``pgstack_status_file_valid 0``, never as an error.

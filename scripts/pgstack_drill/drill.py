@@ -64,7 +64,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         "--status-dir",
         type=Path,
         default=DEFAULT_STATUS,
-        help=f"where drill-<cluster>-<kind>.json is written (default {DEFAULT_STATUS})",
+        help=f"where the status file is written (default {DEFAULT_STATUS}; docs/drills.md)",
     )
     parser.add_argument(
         "--rto-objective",
@@ -311,13 +311,23 @@ def execute(
     timer = PhaseTimer(clock, started_at)
     progress = Progress(timer.elapsed, stream=stream, enabled=options.progress)
     drill = Drill(options=options, clock=clock, timer=timer, progress=progress, runner=runner)
-    status_file = status.status_path(options.status_dir, options.cluster, options.kind)
-    current = status.read_status(status_file) or status.Status(
-        drill=options.kind,
-        cluster=options.cluster,
-        database=options.database,
-        rto_objective=options.rto_objective,
-        rpo_objective=options.rpo_objective,
+    status_file = status.status_path(
+        options.status_dir, options.cluster, options.kind, options.database
+    )
+    current = status.read_status(status_file)
+    shared = None
+    if current is None and options.kind == "logical" and options.database:
+        shared = status.shared_history(options.status_dir, options.cluster, options.database)
+    current = (
+        current
+        or shared
+        or status.Status(
+            drill=options.kind,
+            cluster=options.cluster,
+            database=options.database,
+            rto_objective=options.rto_objective,
+            rpo_objective=options.rpo_objective,
+        )
     )
     current = dataclasses.replace(
         current,
@@ -327,6 +337,8 @@ def execute(
     )
     started_at = timer.started_at.replace(microsecond=0)
     current = _record(status_file, current, status.Attempt(started_at=started_at, result="running"))
+    if shared is not None and status_file.exists():  # its history lives on in the database's file
+        _remove(status.shared_logical_path(options.status_dir, options.cluster))
 
     with progress, signals_raise():
         outcome, error, code = _guarded(drill, body)
@@ -378,6 +390,13 @@ def execute(
     if report_path is not None:
         print(f"report: {report_path} (.md, .html beside it)")
     return code
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.error("cannot remove %s: %s", path, exc.strerror)
 
 
 def _record(path: Path, current: status.Status, attempt: status.Attempt) -> status.Status:

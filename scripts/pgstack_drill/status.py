@@ -1,6 +1,8 @@
-"""The drill status file: one JSON document per (cluster, drill kind), read by the exporter.
+"""The drill status file: one JSON document per drilled thing, read by the exporter.
 
-Format version 1, ``<status_dir>/drill-<cluster>-<kind>.json`` (docs/drills.md)::
+Format version 1 (docs/drills.md): ``<status_dir>/drill-<cluster>-logical-<database>.json`` for
+the logical drill of each database, ``<status_dir>/drill-<cluster>-<kind>.json`` for the drills of
+the whole cluster (pitr, rebuild)::
 
     {
       "version": 1, "kind": "drill", "drill": "logical", "cluster": "db1", "database": "app",
@@ -158,8 +160,29 @@ class Status:
         )
 
 
-def status_path(status_dir: Path, cluster: str, drill: str) -> Path:
+def status_path(status_dir: Path, cluster: str, drill: str, database: str | None = None) -> Path:
+    """Where a drill's status lives: per database for the logical drill (one database's failure
+    must not be replaced by the next one's success), per cluster for the others."""
+    if drill == "logical":
+        if not database:
+            raise ValueError("the status file of a logical drill names its database")
+        return status_dir / f"drill-{cluster}-logical-{database}.json"
     return status_dir / f"drill-{cluster}-{drill}.json"
+
+
+def shared_logical_path(status_dir: Path, cluster: str) -> Path:
+    """The one logical status file of a cluster that earlier versions wrote for every database (the
+    last database drilled replaced the others'); its database's first drill takes it over."""
+    return status_dir / f"drill-{cluster}-logical.json"
+
+
+def shared_history(status_dir: Path, cluster: str, database: str) -> Status | None:
+    """The shared logical status file's history when it belongs to ``database`` (the drill then
+    writes it to the database's own file and removes the shared one); None otherwise."""
+    found = read_status(shared_logical_path(status_dir, cluster))
+    if found is None or found.drill != "logical" or found.database != database:
+        return None
+    return found
 
 
 def read_status(path: Path) -> Status | None:

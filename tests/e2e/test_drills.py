@@ -8,6 +8,7 @@ their own status and report directories, so the lab's drill status stays that of
 from __future__ import annotations
 
 import calendar
+import contextlib
 import json
 import os
 import shlex
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from dashboard_queries import panel_queries, without_series
@@ -40,6 +42,8 @@ PLAYBOOK = "playbooks/restore_drill.yml"
 DB = "db1"
 REPO = "backup1"
 DATABASE = "app"
+# The databases the lab dumps and drills (inventory/lab/group_vars/backup/main.yml).
+DRILLED = ("app", "billing")
 DUMPS = f"/var/backups/pgstack/dumps/{DB}/{DATABASE}"
 SCRATCH = "/var/lib/pgstack/drills/scratch"
 WORKLOAD_MB = 200
@@ -110,9 +114,11 @@ def test_logical_and_pitr_drills_pass_with_rto_rpo_and_phases(
     code, output = run_drill(ansible_playbook, tmp_path, "-e", "restore_drill_kind=all")
     assert code == 0, output[-4000:]
 
-    (logical,) = reports(tmp_path, "logical")
-    assert logical["result"] == "passed", logical
-    assert (logical["cluster"], logical["database"]) == (DB, DATABASE)
+    drilled = {report["database"]: report for report in reports(tmp_path, "logical")}
+    assert sorted(drilled) == sorted(DRILLED), drilled.keys()
+    assert all(report["result"] == "passed" for report in drilled.values()), drilled
+    logical = drilled[DATABASE]
+    assert logical["cluster"] == DB
     assert 0 < logical["rto_seconds"] < RTO_OBJECTIVE
     phases = [p["name"] for p in logical["phases"]]
     assert {"fetch", "data", "verify"} <= set(phases), phases
@@ -128,8 +134,9 @@ def test_logical_and_pitr_drills_pass_with_rto_rpo_and_phases(
     assert pitr["rpo_seconds"] is not None, pitr
     assert 0 <= pitr["rpo_seconds"] < RPO_OBJECTIVE, pitr
     assert {"restore", "recover", "verify"} <= {p["name"] for p in pitr["phases"]}
-    for kind in ("logical", "pitr"):
-        assert sorted(p.suffix for p in tmp_path.rglob(f"*-{kind}.*")) == [".html", ".json", ".md"]
+    for kind, count in (("logical", len(DRILLED)), ("pitr", 1)):
+        suffixes = sorted(p.suffix for p in tmp_path.rglob(f"*-{kind}.*"))
+        assert suffixes == sorted([".html", ".json", ".md"] * count), suffixes
     print(
         f"logical RTO {logical['rto_seconds']} s, pitr RTO {pitr['rto_seconds']} s, "
         f"RPO {pitr['rpo_seconds']} s"
@@ -140,13 +147,19 @@ def test_logical_and_pitr_drills_pass_with_rto_rpo_and_phases(
 def test_drill_status_reaches_prometheus_and_the_dashboards(
     workload: int, ansible_playbook: Playbook, tmp_path: Path
 ) -> None:
-    code, output = run_drill(ansible_playbook, tmp_path, "-e", "restore_drill_kind=logical")
+    code, output = run_drill(
+        ansible_playbook, tmp_path, "-e", "restore_drill_kind=logical",
+        "-e", f"restore_drill_database={DATABASE}",
+    )  # fmt: skip
     assert code == 0, output[-4000:]
     (report,) = reports(tmp_path, "logical")
     finished = calendar.timegm(time.strptime(report["finished_at"], "%Y-%m-%dT%H:%M:%SZ"))
 
     def scraped() -> bool:
-        query = 'pgstack_drill_last_success_timestamp_seconds{cluster="db1",drill="logical"}'
+        query = (
+            "pgstack_drill_last_success_timestamp_seconds"
+            f'{{cluster="{DB}",drill="logical",database="{DATABASE}"}}'
+        )
         result = prometheus(f"/api/v1/query?query={query}")["result"]
         return bool(result) and float(result[0]["value"][1]) >= finished
 
@@ -255,11 +268,11 @@ def drill_on_backup1(args: str, workdir: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_a_damaged_dump_fails_naming_the_table_and_leaves_no_scratch_state(
-    workload: int, workdir: str
-) -> None:
+@contextlib.contextmanager
+def damaged_dump() -> Iterator[str]:
+    """A copy of app's newest dump whose manifest counts one jobs row too many, under an old stamp
+    (never the newest: a drill picks it only by its label, which this yields); removed after."""
     label = f"e2e-damaged-{uuid.uuid4().hex[:8]}"
-    # An old stamp: never the newest dump, picked only by its label; the copy's manifest lies.
     copy = f"{DUMPS}/20000101T000000Z-{label}"
     sh(REPO, f"cp -a {newest_dump()} {copy}")
     try:
@@ -270,16 +283,69 @@ def test_a_damaged_dump_fails_naming_the_table_and_leaves_no_scratch_state(
             "json.dump(m, open(p, 'w'))\n"
         )
         sh(REPO, f"python3 -c {shlex.quote(program)} {copy}/manifest.json")
+        yield label
+    finally:
+        sh(REPO, f"rm -rf {copy}")
+
+
+def test_a_damaged_dump_fails_naming_the_table_and_leaves_no_scratch_state(
+    workload: int, workdir: str
+) -> None:
+    with damaged_dump() as label:
         run = drill_on_backup1(f"logical --database {DATABASE} --dump {label}", workdir)
         assert run.returncode == 1, run.stdout + run.stderr
         assert "public.jobs" in run.stderr, run.stderr
         assert "manifest" in run.stderr, run.stderr
-        status = json.loads(sh(REPO, f"cat {workdir}/drill-{DB}-logical.json"))
+        status = json.loads(sh(REPO, f"cat {workdir}/drill-{DB}-logical-{DATABASE}.json"))
         assert status["last_attempt"]["result"] == "failed"
         assert "public.jobs" in status["last_attempt"]["error"]
         assert scratch_leftovers() == ""
+
+
+def failed_drill_alerts() -> dict[str, str]:
+    """{database: alertstate} of Prometheus' RestoreDrillFailed alerts of db1's logical drills."""
+    query = quote(f'ALERTS{{alertname="RestoreDrillFailed",cluster="{DB}",drill="logical"}}')
+    result = prometheus(f"/api/v1/query?query={query}")["result"]
+    return {r["metric"].get("database", ""): r["metric"]["alertstate"] for r in result}
+
+
+def test_a_failed_drill_of_one_database_stays_failed_when_the_next_one_passes(
+    workload: int,
+) -> None:
+    """The lab's own drills (status files, exporter, Prometheus): app's drill of a damaged dump
+    fails, then billing's passes, as the runner's `all` runs them one after the other."""
+    other = next(database for database in DRILLED if database != DATABASE)
+    status_of = "cat /var/lib/pgstack/status/drill-{}-logical-{}.json"
+    try:
+        with damaged_dump() as label:
+            failed = lab_ssh(
+                REPO, f"pgstack-restore-drill logical {DATABASE} --dump {label} --no-progress",
+                timeout=900,
+            )  # fmt: skip
+            assert failed.returncode == 1, failed.stdout + failed.stderr
+        passed = lab_ssh(REPO, f"pgstack-restore-drill logical {other} --no-progress", timeout=900)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        results = {
+            database: json.loads(sh(REPO, status_of.format(DB, database)))["last_attempt"]["result"]
+            for database in DRILLED
+        }
+        assert results == {DATABASE: "failed", other: "passed"}, results
+        wait_for(
+            f"RestoreDrillFailed firing for {DATABASE}",
+            lambda: failed_drill_alerts().get(DATABASE) == "firing",
+            120,
+            every=5,
+        )
+        assert other not in failed_drill_alerts()
     finally:
-        sh(REPO, f"rm -rf {copy}")
+        # The lab's drill of app back to its newest dump, passing.
+        again = lab_ssh(
+            REPO, f"pgstack-restore-drill logical {DATABASE} --no-progress", timeout=900
+        )
+    assert again.returncode == 0, again.stdout + again.stderr
+    wait_for(
+        "RestoreDrillFailed resolved", lambda: DATABASE not in failed_drill_alerts(), 120, every=5
+    )
 
 
 def test_no_dump_at_all_is_a_precondition_error(workdir: str) -> None:
@@ -306,7 +372,7 @@ def test_a_drill_stopped_mid_restore_leaves_no_scratch_state(workload: int, work
         )
         time.sleep(2)  # inside the restore
         sh(REPO, f"systemctl stop {unit}", timeout=120)
-        status = json.loads(sh(REPO, f"cat {workdir}/drill-{DB}-logical.json"))
+        status = json.loads(sh(REPO, f"cat {workdir}/drill-{DB}-logical-{DATABASE}.json"))
         assert status["last_attempt"]["result"] == "error", status
         assert "signal 15" in status["last_attempt"]["error"], status
         assert scratch_leftovers() == ""

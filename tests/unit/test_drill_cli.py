@@ -91,13 +91,66 @@ def common(dirs: dict[str, Path], port: int | None = None) -> list[str]:
 def test_no_dump_exits_3_and_records_an_error(dirs: dict[str, Path]) -> None:
     argv = ["logical", *common(dirs), "--database", "app", "--dumps-dir", str(dirs["dumps"])]
     assert main(argv) == ExitCode.PRECONDITION
-    status = json.loads((dirs["status"] / "drill-db1-logical.json").read_text())
+    status = json.loads((dirs["status"] / "drill-db1-logical-app.json").read_text())
     assert status["last_attempt"]["result"] == "error"
     assert status["last_attempt"]["exit_code"] == 3
     assert "no complete dump" in status["last_attempt"]["error"]
     assert status["last_success"] is None
     (report,) = dirs["reports"].glob("*.json")
     assert status["last_attempt"]["report"] == str(report)
+
+
+def _shared_logical_status(database: str) -> dict[str, object]:
+    """What earlier versions wrote to drill-<cluster>-logical.json: the last database drilled."""
+    success = {
+        "started_at": "2026-09-01T03:00:00Z",
+        "finished_at": "2026-09-01T03:04:00Z",
+        "result": "passed",
+        "exit_code": 0,
+        "rto_seconds": 240.0,
+        "rpo_seconds": None,
+        "error": None,
+        "report": None,
+    }
+    return {
+        "version": 1,
+        "kind": "drill",
+        "drill": "logical",
+        "cluster": "db1",
+        "database": database,
+        "objectives": {"rto_seconds": 3600, "rpo_seconds": 300},
+        "last_attempt": success,
+        "last_success": success,
+        "last_measured": {"rto_seconds": 240.0, "rpo_seconds": None},
+    }
+
+
+def test_a_database_takes_over_its_history_from_the_shared_logical_status(
+    dirs: dict[str, Path],
+) -> None:
+    shared = dirs["status"] / "drill-db1-logical.json"
+    shared.write_text(json.dumps(_shared_logical_status("billing")))
+
+    def drill_of(database: str) -> dict[str, object]:
+        argv = ["logical", *common(dirs), "--database", database]
+        assert main([*argv, "--dumps-dir", str(dirs["dumps"])]) == ExitCode.PRECONDITION
+        found: dict[str, object] = json.loads(
+            (dirs["status"] / f"drill-db1-logical-{database}.json").read_text()
+        )
+        return found
+
+    # Another database's history stays where it is, for that database to take over.
+    app = drill_of("app")
+    assert app["last_success"] is None
+    assert shared.exists()
+    billing = drill_of("billing")
+    assert billing["last_success"] == _shared_logical_status("billing")["last_success"]
+    assert billing["last_attempt"]["result"] == "error"  # type: ignore[index]
+    assert not shared.exists()
+    assert sorted(p.name for p in dirs["status"].iterdir()) == [
+        "drill-db1-logical-app.json",
+        "drill-db1-logical-billing.json",
+    ]
 
 
 def test_a_missing_scratch_root_is_a_precondition(dirs: dict[str, Path]) -> None:
@@ -246,7 +299,8 @@ def test_without_bin_dir_and_no_server_the_drill_records_a_precondition(
     argv.remove("--bin-dir")
     argv.remove(str(dirs["bin"]))
     assert main(argv) == ExitCode.PRECONDITION
-    attempt = json.loads((dirs["status"] / "drill-db1-logical.json").read_text())["last_attempt"]
+    status = json.loads((dirs["status"] / "drill-db1-logical-app.json").read_text())
+    attempt = status["last_attempt"]
     assert "no PostgreSQL server installed" in attempt["error"]
 
 

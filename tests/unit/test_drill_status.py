@@ -72,8 +72,8 @@ def test_other_documents_are_refused(change: dict[str, Any]) -> None:
 
 
 def test_a_failure_keeps_the_last_success_and_is_written_atomically(tmp_path: Path) -> None:
-    path = status_path(tmp_path, "db1", "logical")
-    assert path.name == "drill-db1-logical.json"
+    path = status_path(tmp_path, "db1", "logical", "app")
+    assert path.name == "drill-db1-logical-app.json"
     path.write_text(json.dumps(PASSED))
     status = read_status(path)
     assert status is not None
@@ -90,7 +90,7 @@ def test_a_failure_keeps_the_last_success_and_is_written_atomically(tmp_path: Pa
     assert doc["last_attempt"]["result"] == "failed"
     assert doc["last_attempt"]["rto_seconds"] == 61.2
     assert doc["last_success"] == PASSED["last_success"]
-    assert [p.name for p in tmp_path.iterdir()] == ["drill-db1-logical.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["drill-db1-logical-app.json"]
     assert oct(path.stat().st_mode & 0o777) == "0o644"
 
 
@@ -119,3 +119,22 @@ def test_an_unreadable_file_counts_as_none(tmp_path: Path) -> None:
     assert read_status(path) is None
     path.write_text("{not json")
     assert read_status(path) is None
+
+
+def test_each_database_has_its_own_logical_status_and_the_cluster_drills_one_each(
+    tmp_path: Path,
+) -> None:
+    names = {
+        status_path(tmp_path, "db1", "logical", "app").name,
+        status_path(tmp_path, "db1", "logical", "billing").name,
+        status_path(tmp_path, "db1", "pitr").name,
+        status_path(tmp_path, "db1", "rebuild", "app").name,
+    }
+    assert names == {
+        "drill-db1-logical-app.json",
+        "drill-db1-logical-billing.json",
+        "drill-db1-pitr.json",
+        "drill-db1-rebuild.json",
+    }
+    with pytest.raises(ValueError, match="names its database"):
+        status_path(tmp_path, "db1", "logical")

@@ -130,7 +130,7 @@ def test_no_status_file_yet_means_no_series(tmp_path: Path) -> None:
 
 
 def test_drill_status_files(tmp_path: Path) -> None:
-    put(tmp_path, "drill-db1-logical.json", DRILL)
+    put(tmp_path, "drill-db1-logical-app.json", DRILL)
     put(tmp_path, "drill-db1-pitr.json", PITR_RUNNING)
     reg = registry(tmp_path)
     logical = {"cluster": "db1", "drill": "logical", "database": "app"}
@@ -150,7 +150,7 @@ def test_drill_status_files(tmp_path: Path) -> None:
 
 def test_dump_files_are_not_read_as_drills(tmp_path: Path) -> None:
     put(tmp_path, "pg_dump-db1-app.json", DUMP_SUCCESS)
-    put(tmp_path, "drill-db1-logical.json", DRILL)
+    put(tmp_path, "drill-db1-logical-app.json", DRILL)
     put(tmp_path, "unrelated.json", "{}")
     reg = registry(tmp_path)
     files = {
@@ -159,7 +159,7 @@ def test_dump_files_are_not_read_as_drills(tmp_path: Path) -> None:
         for s in m.samples
         if s.name == "pgstack_status_file_valid"
     }
-    assert files == {"pg_dump-db1-app.json", "drill-db1-logical.json"}
+    assert files == {"pg_dump-db1-app.json", "drill-db1-logical-app.json"}
 
 
 # pgBackRest names an archive after the PostgreSQL major it holds: that of a supported release.

@@ -146,14 +146,19 @@ class DrillDirs:
         return data
 
     def status_file(self, kind: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(
-            (self.status / f"drill-{CLUSTER}-{kind}.json").read_text()
+        """The one status file of a drill kind (a logical drill's names its database)."""
+        pattern = (
+            f"drill-{CLUSTER}-logical-*.json"
+            if kind == "logical"
+            else f"drill-{CLUSTER}-{kind}.json"
         )
+        (path,) = self.status.glob(pattern)
+        data: dict[str, Any] = json.loads(path.read_text())
         return data
 
     def kind_of_last(self) -> str:
         (path,) = self.status.glob(f"drill-{CLUSTER}-*.json")
-        return path.stem.rsplit("-", 1)[1]
+        return path.stem.removeprefix(f"drill-{CLUSTER}-").split("-")[0]
 
     def leftovers(self) -> list[str]:
         return sorted(p.name for p in self.scratch.iterdir() if p.name.startswith("pgstack-drill-"))
