@@ -1079,7 +1079,8 @@ def _discussion(
 
 def run(lab: BenchLab) -> SectionResult:
     address = lab.address(HOST)
-    all_exporters = exporters(address, pgstack_command(lab))  # the unit names, for the cleanup
+    pgstack = pgstack_command(lab)
+    all_exporters = exporters(address, pgstack)  # the unit names, for the cleanup
     sizes = (1, 100) if lab.quick else (1, 100, 1000)
     rounds = 20 if lab.quick else 40
     budget = 60.0 if lab.quick else 300.0
@@ -1093,7 +1094,7 @@ def run(lab: BenchLab) -> SectionResult:
         log.info("installing %s on %s", ", ".join(PACKAGES), HOST)
         _install(lab, state)
         all_exporters = exporters(
-            address, pgstack_command(lab), go_pgbouncer=_is_binary(lab, PGBOUNCER_EXPORTER)
+            address, pgstack, go_pgbouncer=_is_binary(lab, PGBOUNCER_EXPORTER)
         )
         _drop_scratch_databases(lab)  # what a killed run left
         _drop_auto_role(lab)
