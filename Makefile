@@ -147,7 +147,7 @@ e2e: lab ## converge the lab, then test it from the outside with real clients
 
 .PHONY: e2e-tests
 e2e-tests: venv ## the end-to-end tests alone, on the lab `make lab` converged
-	$(BIN)/pytest -q -rP --durations=20 tests/e2e
+	$(BIN)/pytest -q -rfEP --durations=20 tests/e2e
 
 .PHONY: e2e-debian12
 e2e-debian12: lab-debian12 ## converge the Debian 12 lab, then the end-to-end tests whose behaviour differs by release on it
@@ -155,11 +155,11 @@ e2e-debian12: lab-debian12 ## converge the Debian 12 lab, then the end-to-end te
 
 .PHONY: e2e-debian12-tests
 e2e-debian12-tests: venv ## the release-dependent end-to-end tests alone (marker `release`), on the Debian 12 lab
-	PGSTACK_LAB_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pytest -q -rP --durations=10 -m release tests/e2e
+	PGSTACK_LAB_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pytest -q -rfEP --durations=10 -m release tests/e2e
 
 .PHONY: test-upgrade
 test-upgrade: venv ## docs/runbooks/upgrade-to-debian13.md as written: the Debian 12 lab's data moved to the lab (both up and converged)
-	PGSTACK_UPGRADE_OLD_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pytest -q -rP -m upgrade tests/e2e/test_upgrade.py
+	PGSTACK_UPGRADE_OLD_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pytest -q -rfEP -m upgrade tests/e2e/test_upgrade.py
 
 MOLECULE_ROLES := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 

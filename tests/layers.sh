@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 : >"$work/report"
+: >"$work/all.log"
 started=$(date +%s)
 
 # lane LAYER...: the layers in order, each timed; its line goes into the report as it ends (both
@@ -46,10 +47,10 @@ phase() {
     lane $2 >"$work/second.log" 2>&1 &
     second=$!
     # shellcheck disable=SC2086
-    lane $1 || status=1
+    lane $1 > >(tee -a "$work/all.log") 2>&1 || status=1
     wait "$second" || status=1
     echo "== output of: $2"
-    cat "$work/second.log"
+    tee -a "$work/all.log" <"$work/second.log"
     return $status
 }
 
@@ -64,13 +65,19 @@ fi
 if [ $status -eq 0 ]; then
     # Both labs are through their tests: the upgrade runbook moves the Debian 12 lab's data to the
     # lab, which nothing else uses any more.
-    lane test-upgrade || status=1
+    lane test-upgrade > >(tee -a "$work/all.log") 2>&1 || status=1
 fi
 # The machines are thrown away: killed, not powered off (a database host's PostgreSQL would wait
 # at shutdown on WAL archiving to its backup host, going down with it; docs/lab.md).
 make --no-print-directory lab-down KILL=1 || status=1
 
 elapsed=$(($(date +%s) - started))
+# A failure's details scroll far up: its summary lines (pytest's `-rfE`, ansible's "fatal:") are
+# repeated here, above the report.
+if [ $status -ne 0 ]; then
+    echo "pgstack test suite failures:"
+    grep -aE '^(FAILED|ERROR) |^fatal: |^(E   |>) .{0,200}$' "$work/all.log" | cut -c1-300 | tail -n 80
+fi
 echo "pgstack test suite layers:"
 cat "$work/report"
 printf 'pgstack test suite: %s after %dm%02ds\n' \
