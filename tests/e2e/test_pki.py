@@ -21,6 +21,8 @@ from conftest import lab_host
 from helpers import (
     PGBOUNCER_PORT,
     PORT,
+    assert_failed_before_any_change,
+    failure_messages,
     installed_certificate_serial,
     lab_ssh,
     parse_recap,
@@ -127,8 +129,9 @@ def renewal(ansible_playbook: Playbook, lab_dir: Path) -> Renewal:
     names_runs.append(pki("--limit", "db1")["db1"])
     sans_after = sans("db1")
 
-    # Every tier picks up what pki.yml renewed.
-    site = ansible_playbook(playbook="playbooks/site.yml")
+    # Every tier picks up what pki.yml renewed: site.yml on the hosts whose certificates it renewed
+    # (app1 and mon1 serve none of these endpoints).
+    site = ansible_playbook(*limit, playbook="playbooks/site.yml")
     assert site.returncode == 0, site.stdout[-3000:]
 
     return Renewal(
@@ -178,3 +181,26 @@ def test_every_endpoint_serves_the_renewed_certificate(renewal: Renewal, endpoin
 
 def test_postgresql_and_redis_pick_it_up_without_a_restart(renewal: Renewal) -> None:
     assert renewal.starts_after == renewal.starts_before
+
+
+def test_a_missing_ca_directory_stops_pki_before_a_second_ca(
+    ansible_playbook: Playbook, tmp_path: Path
+) -> None:
+    """pki.yml pointed at a CA directory that does not exist (a lost or moved pki_ca_dir) while
+    the hosts trust the lab's CA: it stops naming the directory and the hosts, creates no CA and
+    changes no host."""
+    missing = tmp_path / "pki"
+    hosts = ["db1", "backup1"]
+    result = ansible_playbook(
+        "--limit", ",".join(hosts), "-e", f"pki_ca_dir={missing}", playbook="playbooks/pki.yml"
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert_failed_before_any_change(
+        failure_messages(output),
+        parse_recap(result.stdout),
+        output,
+        f"{missing} on the controller holds no CA certificate",
+        "db1, backup1 already trust a CA (/etc/pgstack/tls/ca.crt)",
+    )
+    assert not missing.exists()
