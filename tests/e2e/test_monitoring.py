@@ -22,6 +22,7 @@ import psycopg
 import pytest
 import redis
 from helpers import (
+    LAB_INVENTORY,
     MON,
     PGBOUNCER_PORT,
     ROLE_SECRETS,
@@ -38,10 +39,13 @@ from helpers import (
     wait_for,
 )
 
+from layout import inventory_groups, role_hosts
+
 pytestmark = pytest.mark.e2e
 
 EXPORTER_PORT = 9716
-EXPORTER_HOSTS = ["db1", "backup1"]
+# The hosts the exporter is applied to (roles/preflight/vars/layout.yml) in the lab's inventory.
+EXPORTER_HOSTS = role_hosts("exporter", inventory_groups(LAB_INVENTORY / "hosts.yml"))
 NOTIFICATIONS = "/var/lib/pgstack-alert-webhook/notifications.jsonl"
 
 

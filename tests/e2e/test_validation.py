@@ -27,6 +27,8 @@ import yaml
 from conftest import LAB_INVENTORY
 from helpers import assert_failed_before_any_change, failure_messages, parse_recap
 
+from layout import inventory_groups, role_groups, role_hosts
+
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,19 +36,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 GOOD_PASSWORD = "e2e-valid-password-0123456789"
 ACCEPTED = "pgstack-e2e: accepted"
 
-# Where each role's cases run: the hosts its tier playbook applies it to (nothing changes there).
-HOSTS = {
-    "pki": "db1",
-    "postgresql": "db1",
-    "pgbouncer": "db1",
-    "redis": "db1",
-    "pgbackrest": "db1:backup1",
-    "pg_dump": "backup1",
-    "app_env": "app1",
-    "restore_drill": "db1:backup1",
-    "node_exporter": "db1:app1",
-    "grafana": "mon1",
-}
+# Where each role's cases run: the hosts its tier playbook applies it to (nothing changes there),
+# from the layout the playbooks read (roles/preflight/vars/layout.yml) and the lab's inventory.
+LAB_GROUPS = inventory_groups(LAB_INVENTORY / "hosts.yml")
+HOSTS = {role: ":".join(role_hosts(role, LAB_GROUPS)) for role in role_groups()}
 
 
 @dataclass(frozen=True)

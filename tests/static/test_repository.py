@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from layout import LAYOUT, role_groups
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Internal roles, never applied on their own: preflight (the input rules the service roles share,
 # used by their tasks/assert.yml) and python_tool (the one install step of the Python tools).
@@ -141,7 +143,8 @@ def test_committed_inventories_hold_no_secret() -> None:
 
 def test_example_inventory_has_every_group_the_playbooks_target() -> None:
     hosts = load(REPO_ROOT / "inventory/example/hosts.yml")["all"]["children"]
-    targeted = set()
+    # The groups of the layout the playbooks read, and those their plays name.
+    targeted = {group for groups in role_groups().values() for group in groups}
     for playbook in (REPO_ROOT / "playbooks").glob("*.yml"):
         for play in load(playbook):
             if "hosts" in play:
@@ -384,3 +387,59 @@ def test_site_validates_every_role_first() -> None:
     # Then only a read: the package facts the roles' apt tasks consult.
     assert set(facts) == {"name", "ansible.builtin.package_facts", "check_mode"}, facts
     assert validate["any_errors_fatal"] is True, "a failure on one host must stop all of them"
+
+
+# The layout: roles/preflight/vars/layout.yml says once which groups each role is applied to;
+# validate.yml and monitoring.yml check each role on those hosts, the tests read the file.
+
+
+def tier_plays() -> list[dict[str, Any]]:
+    site = load(REPO_ROOT / "playbooks/site.yml")
+    return [
+        play
+        for entry in site[1:]
+        for play in load(REPO_ROOT / "playbooks" / entry["ansible.builtin.import_playbook"])
+        if "hosts" in play
+    ]
+
+
+def test_the_layout_is_plain_data() -> None:
+    """Read as it is by the tests (tests/layout.py): no template anywhere in it."""
+    text = LAYOUT.read_text()
+    assert "{{" not in text
+    assert "{%" not in text
+    assert all(
+        isinstance(groups, list) and all(isinstance(group, str) for group in groups)
+        for groups in role_groups().values()
+    )
+
+
+def test_the_layout_names_the_groups_the_tier_plays_apply_each_role_to() -> None:
+    """A play's hosts are a pattern of groups, written in the playbook: it must say what the
+    layout says (the monitoring tier's exporter play, postgres:pgbouncer:redis:backup, ...)."""
+    applied: dict[str, set[str]] = {}
+    for play in tier_plays():
+        for role in play_roles(play):
+            applied.setdefault(role, set()).update(str(play["hosts"]).split(":"))
+    assert applied == {role: set(groups) for role, groups in role_groups().items()}
+
+
+def test_validate_checks_each_role_on_the_hosts_of_the_layout() -> None:
+    (validate,) = load(REPO_ROOT / "playbooks/validate.yml")
+    layout_task, *checks, _facts = validate["tasks"]
+    assert layout_task["ansible.builtin.include_role"] == {
+        "name": "preflight",
+        "tasks_from": "cluster",
+        "apply": {"tags": ["always", "validate"]},
+    }
+    assert "when" not in layout_task, "the layout is checked on every host"
+    for task in checks:
+        role = task["ansible.builtin.include_role"]["name"]
+        assert task["when"] == f"inventory_hostname in __preflight_role_hosts.{role}", task
+
+
+def test_prometheus_scrapes_the_groups_of_the_exporter() -> None:
+    """prometheus_exporter_groups is written out: its role's argument spec is checked before any
+    task could load the layout, and the spec renders the default."""
+    defaults = load(REPO_ROOT / "roles/prometheus/defaults/main.yml")
+    assert defaults["prometheus_exporter_groups"] == role_groups()["exporter"]

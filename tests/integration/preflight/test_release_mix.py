@@ -25,7 +25,8 @@ from localhost_play import REPO_ROOT, run_plays
 from release import all_facts
 
 PASSED = "pgstack-test: passed"
-RELEASE_VARS = sorted((REPO_ROOT / "roles/preflight/vars").glob("Debian-*.yml"))
+PREFLIGHT_VARS = REPO_ROOT / "roles/preflight/vars"
+RELEASE_VARS = sorted(PREFLIGHT_VARS.glob("Debian-*.yml"))
 # The Debian major of each release (the fact the platform step loads its file by), by codename.
 CODENAME_MAJOR = {
     yaml.safe_load(path.read_text(encoding="utf-8"))["__preflight_release"]["codename"]: (
@@ -132,7 +133,7 @@ def case_play(case: str) -> dict[str, Any]:
 
 
 FACTS_PLAY = {
-    "name": "the made-up facts of every host: its release and a name",
+    "name": "the made-up facts of every host: its release and a name; the layout",
     "hosts": "all",
     "gather_facts": False,
     "tasks": [
@@ -144,7 +145,17 @@ FACTS_PLAY = {
                 "fqdn": "{{ inventory_hostname }}.pgstack.test",
                 "cacheable": True,
             },
-        }
+        },
+        # The layout validate.yml's first task loads, which its checks of each role read
+        # (__preflight_role_hosts), without that task's rules: these cases are many pairs, so
+        # group postgres has many hosts.
+        *(
+            {
+                "name": f"Load roles/preflight/vars/{name}",
+                "ansible.builtin.include_vars": {"file": str(PREFLIGHT_VARS / name)},
+            }
+            for name in ("layout.yml", "cluster.yml")
+        ),
     ],
 }
 
