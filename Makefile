@@ -15,7 +15,7 @@ HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client 
 # for promtool (alert rules), prometheus-alertmanager for amtool (alertmanager.yml), PgBouncer,
 # Redis and Debian's python3-* libraries (the exporter, on the versions hosts run).
 TEST_PACKAGES := postgresql pgbackrest chromium prometheus prometheus-alertmanager pgbouncer redis-server \
-	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml
+	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml python3-bcrypt
 LAB_INVENTORY := inventory/lab
 # The same deployment on Debian 12, beside the lab (docs/lab.md).
 LAB12_INVENTORY := inventory/lab-debian12
@@ -105,7 +105,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ruff check $(PYTHON_SOURCES)
 	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards scripts/pgstack_screenshots \
-		scripts/pgstack_bench scripts/pgstack_common plugins/test/preflight.py roles/python_tool/files/build_zip.py \
+		scripts/pgstack_bench scripts/pgstack_common plugins/test/preflight.py plugins/filter/web_auth.py roles/python_tool/files/build_zip.py \
 		exporters/pgstack_exporter
 
 .PHONY: dashboards

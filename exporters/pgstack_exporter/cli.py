@@ -17,6 +17,7 @@ from pgstack_exporter.collectors import DEFAULT_ON, REGISTRY
 from pgstack_exporter.config import ConfigError, load
 from pgstack_exporter.exporter import COLLECTORS, Exporter
 from pgstack_exporter.server import make_server, parse_listen_address
+from pgstack_exporter.web import WebConfigFile
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,18 @@ def parser() -> argparse.ArgumentParser:
         help=f"configuration file (default {DEFAULT_CONFIG})",
     )
     p.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        type=Path,
+        default=None,
+        help="web configuration file (Prometheus exporter-toolkit's format): TLS and basic"
+        " authentication (default none: plain HTTP, no authentication)",
+    )
+    p.add_argument(
         "--check-config",
         action="store_true",
-        help="check the configuration file, list every problem and exit (0 valid, 1 not)",
+        help="check the configuration file (and the web configuration file), list every problem"
+        " and exit (0 valid, 1 not)",
     )
     p.add_argument("--log.level", dest="log_level", choices=sorted(LOG_LEVELS), default="info")
     p.add_argument("--version", action="version", version=f"pgstack-exporter {__version__}")
@@ -79,15 +89,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    config = web = None
     try:
         config = load(args.config)
     except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        print(f"{args.config}: {len(error.problems)} problem(s)", file=sys.stderr)
+        _report(args.config, error)
+    if args.web_config is not None:
+        try:
+            web = WebConfigFile(args.web_config)
+        except ConfigError as error:
+            _report(args.web_config, error)
+    if config is None or (args.web_config is not None and web is None):
         return ExitCode.VERIFICATION_FAILED
     if args.check_config:
         print(f"{args.config}: valid")
+        if web is not None:
+            print(f"{web.path}: valid")
         return ExitCode.OK
     try:
         host, port = parse_listen_address(args.listen)
@@ -95,12 +112,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--web.listen-address: {error}", file=sys.stderr)
         return ExitCode.USAGE
     enabled = [name for name in COLLECTORS if getattr(args, f"collector_{name}")]
-    return serve(Exporter(config, enabled), host, port)
+    return serve(Exporter(config, enabled), host, port, web)
 
 
-def serve(exporter: Exporter, host: str, port: int) -> int:
+def _report(path: Path, error: ConfigError) -> None:
+    for problem in error.problems:
+        print(problem, file=sys.stderr)
+    print(f"{path}: {len(error.problems)} problem(s)", file=sys.stderr)
+
+
+def serve(exporter: Exporter, host: str, port: int, web: WebConfigFile | None = None) -> int:
     try:
-        server = make_server(exporter, exporter.registry(), host, port)
+        server = make_server(exporter, exporter.registry(), host, port, web)
     except OSError as error:
         log.error("cannot listen on %s:%d: %s", host, port, error.strerror)
         exporter.close()
@@ -125,6 +148,8 @@ def serve(exporter: Exporter, host: str, port: int) -> int:
         port,
         len(exporter.targets),
     )
+    if web is not None:
+        log.info("web configuration %s: %s", web.path, web.current().describe())
     try:
         server.serve_forever()
     finally:

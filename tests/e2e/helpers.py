@@ -336,20 +336,70 @@ def installed_certificate_serial(host: str, path: str = "/etc/pgstack/tls/server
 MON = "mon1"
 
 
-def fetch(url: str) -> tuple[int, dict[str, str], str]:
-    """GET url on mon1 with Python's urllib: (status, headers, body)."""
+# The monitoring plane's users (inventory/lab/group_vars/all/monitoring.yml): Prometheus' on the
+# exporters and Alertmanager, the operators' on Alertmanager.
+SCRAPE_USER = "prometheus"
+OPERATOR_USER = "operator"
+MONITORING_SECRETS = {SCRAPE_USER: "monitoring_scrape", OPERATOR_USER: "monitoring_operator"}
+
+
+def monitoring_password(user: str) -> str:
+    """The lab's generated password of a monitoring-plane user (.lab/secrets)."""
+    return (REPO_ROOT / ".lab/secrets" / MONITORING_SECRETS[user]).read_text().strip()
+
+
+def fetch(
+    url: str, *, user: str | None = None, password: str | None = None, method: str = "GET"
+) -> tuple[int, dict[str, str], str]:
+    """A request from mon1 with Python's urllib: (status, headers, body).
+
+    https verifies the lab CA. With user, basic auth with the user's lab password (or password),
+    sent through stdin. A request the server does not answer over HTTP (plaintext to a TLS port,
+    a failed handshake) gives status 0 and the error as the body.
+    """
     program = (
-        "import json, sys, urllib.request, urllib.error\n"
+        "import base64, json, ssl, sys, urllib.request, urllib.error\n"
+        "url, method, user = sys.argv[1:4]\n"
+        "request = urllib.request.Request(url, method=method)\n"
+        "if user:\n"
+        "    token = base64.b64encode((user + ':' + sys.stdin.read()).encode()).decode()\n"
+        "    request.add_header('Authorization', 'Basic ' + token)\n"
+        "context = ssl.create_default_context(cafile='/etc/pgstack/tls/ca.crt')\n"
         "try:\n"
-        "    r = urllib.request.urlopen(sys.argv[1], timeout=10)\n"
+        "    r = urllib.request.urlopen(request, timeout=10, context=context)\n"
         "except urllib.error.HTTPError as e:\n"
         "    r = e\n"
+        "except (OSError, ValueError, urllib.error.URLError) as e:\n"
+        "    print(json.dumps([0, {}, repr(e)]))\n"
+        "    sys.exit(0)\n"
         "print(json.dumps([r.status, dict(r.headers), r.read().decode()]))\n"
     )
-    result = lab_ssh(MON, f"python3 -c {shlex.quote(program)} {shlex.quote(url)}")
+    secret = None
+    if user is not None:
+        secret = password if password is not None else monitoring_password(user)
+    result = lab_ssh(
+        MON,
+        f"python3 -c {shlex.quote(program)} {shlex.quote(url)} {method} {shlex.quote(user or '')}",
+        stdin=secret,
+    )
     assert result.returncode == 0, result.stderr
     status, headers, body = json.loads(result.stdout)
     return int(status), headers, body
+
+
+def alertmanager(path: str) -> Any:
+    """GET an Alertmanager API path on mon1 as the operator; the decoded JSON."""
+    status, _, body = fetch(f"https://127.0.0.1:9093{path}", user=OPERATOR_USER)
+    assert status == 200, body
+    return json.loads(body)
+
+
+# amtool on mon1 as root: over TLS as the operator, with the client configuration the prometheus
+# role writes there.
+AMTOOL = (
+    "amtool --alertmanager.url=https://127.0.0.1:9093"
+    " --http.config.file=/etc/pgstack/monitoring-client.yml"
+)
 
 
 def prometheus(path: str) -> Any:

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 import yaml
 from helpers import (
+    AMTOOL,
     MON,
+    alertmanager,
     assert_failed_before_any_change,
     failure_messages,
-    fetch,
     lab_ssh,
     parse_recap,
     sh,
@@ -57,10 +58,8 @@ class Running:
 
 
 def running() -> Running:
-    status, _, body = fetch("http://127.0.0.1:9093/api/v2/status")
-    assert status == 200, body
     digest = sh(MON, f"sha256sum {CONFIG}").split()[0]
-    return Running(original=json.loads(body)["config"]["original"], digest=digest)
+    return Running(original=alertmanager("/api/v2/status")["config"]["original"], digest=digest)
 
 
 def converge(
@@ -142,7 +141,7 @@ def test_an_extra_receiver_is_live_then_gone_with_the_inventory(
 
         marker = secrets.token_hex(4)
         labels = f"alertname={EXTRA_ALERT} severity=warning instance=e2e marker={marker}"
-        sh(MON, f"amtool --alertmanager.url=http://127.0.0.1:9093 alert add {labels}")
+        sh(MON, f"{AMTOOL} alert add {labels}")
 
         def delivered() -> dict[str, Any] | None:
             result = lab_ssh(MON, f"cat {NOTIFICATIONS} 2>/dev/null || true")

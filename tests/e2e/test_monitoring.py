@@ -1,7 +1,9 @@
-"""The monitoring tier on the lab, from mon1: every exporter answers /metrics and /health there,
-Prometheus scrapes every target and loaded the rules, and real faults travel the whole way: the
-alert fires in Prometheus, Alertmanager sends it to the webhook receiver, and it resolves once the
-fault is gone (the lab's short `for` and intervals: inventory/lab/group_vars/monitoring).
+"""The monitoring tier on the lab, from mon1: every exporter answers /metrics (over TLS, to
+Prometheus' user only) and /health there, the exporters and Alertmanager refuse plaintext and
+unauthenticated requests, Prometheus scrapes every target and loaded the rules, and real faults
+travel the whole way: the alert fires in Prometheus, Alertmanager sends it to the webhook receiver,
+and it resolves once the fault is gone (the lab's short `for` and intervals:
+inventory/lab/group_vars/monitoring).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import redis
 from helpers import (
     LAB_INVENTORY,
     MON,
+    OPERATOR_USER,
     PGBOUNCER_PORT,
     ROLE_SECRETS,
+    SCRAPE_USER,
     DbHost,
     conninfo,
     fetch,
@@ -44,6 +48,7 @@ from layout import inventory_groups, role_hosts
 pytestmark = pytest.mark.e2e
 
 EXPORTER_PORT = 9716
+NODE_EXPORTER_PORT = 9100
 # The hosts the exporter is applied to (roles/preflight/vars/layout.yml) in the lab's inventory.
 EXPORTER_HOSTS = role_hosts("exporter", inventory_groups(LAB_INVENTORY / "hosts.yml"))
 NOTIFICATIONS = "/var/lib/pgstack-alert-webhook/notifications.jsonl"
@@ -58,7 +63,9 @@ PROBE_INTERVAL = 60
 @pytest.mark.parametrize("host", EXPORTER_HOSTS)
 def test_metrics_answer_from_the_monitoring_host(host: str) -> None:
     def every_target_up() -> list[str] | None:
-        status, _, body = fetch(f"http://{host}.pgstack.internal:{EXPORTER_PORT}/metrics")
+        status, _, body = fetch(
+            f"https://{host}.pgstack.internal:{EXPORTER_PORT}/metrics", user=SCRAPE_USER
+        )
         assert status == 200
         up = [line for line in body.splitlines() if line.startswith("pgstack_up{")]
         assert up, body[:2000]
@@ -70,7 +77,8 @@ def test_metrics_answer_from_the_monitoring_host(host: str) -> None:
 @pytest.mark.release
 def test_health_answers_from_the_monitoring_host() -> None:
     def healthy() -> tuple[dict[str, str], dict[str, Any]] | None:
-        status, headers, body = fetch(f"http://db1.pgstack.internal:{EXPORTER_PORT}/health")
+        # Without credentials: /health is the one path that needs none (docs/security.md).
+        status, headers, body = fetch(f"https://db1.pgstack.internal:{EXPORTER_PORT}/health")
         assert status == 200, body
         health = json.loads(body)
         return (headers, health) if health["status"] == "healthy" else None
@@ -81,6 +89,48 @@ def test_health_answers_from_the_monitoring_host() -> None:
     assert {"postgresql", "pgbouncer", "redis"} <= set(health["services"])
     assert all(s["status"] == "up" for s in health["services"].values()), health
     assert headers.get("Cache-Control") == "no-store"
+
+
+# Every HTTP server of the monitoring plane that holds credentials: pgstack-exporter, each host's
+# node exporter and Alertmanager, with the user that may use it.
+GUARDED = [
+    *[
+        (f"https://{h}.pgstack.internal:{EXPORTER_PORT}/metrics", SCRAPE_USER)
+        for h in EXPORTER_HOSTS
+    ],
+    *[
+        (f"https://{h}.pgstack.internal:{NODE_EXPORTER_PORT}/metrics", SCRAPE_USER)
+        for h in role_hosts("node_exporter", inventory_groups(LAB_INVENTORY / "hosts.yml"))
+    ],
+    ("https://127.0.0.1:9093/api/v2/silences", OPERATOR_USER),
+]
+
+
+@pytest.mark.release
+@pytest.mark.parametrize(("url", "user"), GUARDED, ids=[url for url, _ in GUARDED])
+def test_the_monitoring_plane_answers_its_user_only_and_only_over_tls(url: str, user: str) -> None:
+    status, _, body = fetch(url, user=user)
+    assert status == 200, body[:500]
+    status, headers, _ = fetch(url)
+    assert status == 401
+    assert headers.get("WWW-Authenticate", headers.get("Www-Authenticate", "")).startswith("Basic")
+    status, _, _ = fetch(url, user=user, password="not-the-password-0123456789")
+    assert status == 401
+    # Plaintext to the TLS port: refused in the handshake, or a 400 from a Go server.
+    status, _, body = fetch(url.replace("https://", "http://", 1))
+    assert status in (0, 400), body[:500]
+
+
+@pytest.mark.release
+def test_creating_a_silence_needs_the_operators_credentials() -> None:
+    """Alertmanager's silences mute every alert: without credentials the request is refused and
+    nothing is created."""
+    before = fetch("https://127.0.0.1:9093/api/v2/silences", user=OPERATOR_USER)
+    status, _, _ = fetch("https://127.0.0.1:9093/api/v2/silences", method="POST")
+    assert status == 401
+    after = fetch("https://127.0.0.1:9093/api/v2/silences", user=OPERATOR_USER)
+    assert before[0] == after[0] == 200
+    assert json.loads(after[2]) == json.loads(before[2])
 
 
 @pytest.mark.release

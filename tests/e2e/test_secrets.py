@@ -14,7 +14,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from helpers import LAB_INVENTORY, fetch, lab_ssh
+from helpers import LAB_INVENTORY, OPERATOR_USER, SCRAPE_USER, fetch, lab_ssh
 
 from layout import inventory_groups, role_hosts
 
@@ -121,19 +121,22 @@ def test_the_files_that_hold_secrets_are_closed_to_others(
 @pytest.mark.parametrize("host", EXPORTER_HOSTS)
 def test_no_secret_in_the_exporter_output(secrets: dict[str, str], host: str) -> None:
     for path in ("/metrics", "/health"):
-        status, _, body = fetch(f"http://{host}.pgstack.internal:9716{path}")
+        status, _, body = fetch(f"https://{host}.pgstack.internal:9716{path}", user=SCRAPE_USER)
         assert status == 200, body[:500]
         assert named(body, secrets) == [], path
 
 
 @pytest.mark.parametrize(
-    "url",
-    ["http://127.0.0.1:9090/api/v1/status/config", "http://127.0.0.1:9093/api/v2/status"],
+    ("url", "user"),
+    [
+        ("http://127.0.0.1:9090/api/v1/status/config", None),
+        ("https://127.0.0.1:9093/api/v2/status", OPERATOR_USER),
+    ],
     ids=["prometheus", "alertmanager"],
 )
 def test_no_secret_in_the_monitoring_configuration_it_serves(
-    secrets: dict[str, str], url: str
+    secrets: dict[str, str], url: str, user: str | None
 ) -> None:
-    status, _, body = fetch(url)
+    status, _, body = fetch(url, user=user)
     assert status == 200, body[:500]
     assert named(body, secrets) == []

@@ -1,12 +1,16 @@
-"""Fakes for the exporter's seams and example status documents, shared by its tests (no tests here).
+"""Fakes for the exporter's seams, example status documents and a throwaway CA, shared by its
+tests (no tests here).
 
 The examples follow the documented formats: docs/backup.md (pg_dump) and docs/metrics.md (drills).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pgstack_exporter.config import RedisTarget as RedisConfig
@@ -202,3 +206,49 @@ DRILL_PITR = drill_status(
     "pitr", None, drill_attempt("passed", 540.0, 6.0), drill_attempt("passed", 540.0, 6.0)
 )
 PITR_RUNNING = drill_status("pitr", None, drill_attempt("running", None, None), None)
+
+
+def _openssl(*argv: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, argv)], check=True, capture_output=True, timeout=30)
+
+
+EC_P256 = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+
+@dataclasses.dataclass(frozen=True)
+class ThrowawayCa:
+    """A CA (ECDSA P-256) made with the openssl command, issuing certificates for one test."""
+
+    cert: Path
+    key: Path
+
+    @classmethod
+    def make(cls, directory: Path, name: str = "ca") -> ThrowawayCa:
+        directory.mkdir(parents=True, exist_ok=True)
+        cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+        subject = f"/CN=pgstack test {name}"
+        _openssl(
+            "req", "-x509", *EC_P256, "-keyout", key, "-out", cert, "-days", "2", "-subj", subject
+        )
+        return cls(cert, key)
+
+    def issue(
+        self, name: str, serial: int, *, client: bool = False, key: Path | None = None
+    ) -> tuple[Path, Path]:
+        """A certificate (serial ``serial``) and its key in the CA's directory: a server's for
+        127.0.0.1 and localhost, or a client's; ``key`` reuses a key (a renewal)."""
+        directory = self.cert.parent
+        crt, csr, ext = (directory / f"{name}{suffix}" for suffix in (".crt", ".csr", ".ext"))
+        ext.write_text(
+            "extendedKeyUsage=clientAuth\n"
+            if client
+            else "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        )
+        if key is None:
+            key = directory / f"{name}.key"
+            _openssl("req", *EC_P256, "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+        else:
+            _openssl("req", "-new", "-key", key, "-out", csr, "-subj", f"/CN={name}")
+        signed_by = ("-CA", self.cert, "-CAkey", self.key, "-set_serial", str(serial))
+        _openssl("x509", "-req", "-in", csr, *signed_by, "-days", "2", "-out", crt, "-extfile", ext)
+        return crt, key
