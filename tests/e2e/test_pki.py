@@ -40,6 +40,11 @@ ENDPOINTS = [
     ("db1", 6379, None),  # Redis
     ("db1", 8432, None),  # pgBackRest TLS server on the database host
     ("backup1", 8432, None),  # pgBackRest TLS server on the repository host
+    # The monitoring plane's servers, which reread the certificate on new connections.
+    ("db1", 9716, None),  # pgstack-exporter
+    ("backup1", 9716, None),
+    ("db1", 9100, None),  # node exporter
+    ("backup1", 9100, None),
 ]
 ENDPOINT_IDS = [f"{host}:{port}" for host, port, _ in ENDPOINTS]
 RENEWED_HOSTS = sorted({host for host, _, _ in ENDPOINTS})
@@ -71,15 +76,29 @@ def sans(host: str) -> str:
     return result.stdout
 
 
+# Services that take a renewed certificate without a restart, and the host each runs on.
+RELOADED_UNITS = [
+    ("db1", "redis-server.service"),
+    ("db1", "pgstack-exporter.service"),
+    ("backup1", "pgstack-exporter.service"),
+    ("db1", "prometheus-node-exporter.service"),
+    ("backup1", "prometheus-node-exporter.service"),
+]
+
+
 def service_starts() -> dict[str, str]:
-    """When PostgreSQL's postmaster started and Redis' run id: both change only on a restart."""
+    """When PostgreSQL's postmaster and each of RELOADED_UNITS started: they change only on a
+    restart."""
     postgres = lab_ssh(
         "db1", "sudo -u postgres psql -XAtc 'SELECT pg_postmaster_start_time()' postgres"
     )
-    redis = lab_ssh("db1", "systemctl show -p ExecMainStartTimestamp redis-server.service")
     assert postgres.returncode == 0, postgres.stderr
-    assert redis.returncode == 0, redis.stderr
-    return {"postgresql": postgres.stdout.strip(), "redis": redis.stdout.strip()}
+    starts = {"postgresql": postgres.stdout.strip()}
+    for host, unit in RELOADED_UNITS:
+        result = lab_ssh(host, f"systemctl show -p ExecMainStartTimestamp {unit}")
+        assert result.returncode == 0, result.stderr
+        starts[f"{host} {unit}"] = result.stdout.strip()
+    return starts
 
 
 @dataclass
@@ -179,7 +198,7 @@ def test_every_endpoint_serves_the_renewed_certificate(renewal: Renewal, endpoin
     assert renewal.served_after[endpoint] != renewal.served_before[endpoint]
 
 
-def test_postgresql_and_redis_pick_it_up_without_a_restart(renewal: Renewal) -> None:
+def test_postgresql_redis_and_the_exporters_pick_it_up_without_a_restart(renewal: Renewal) -> None:
     assert renewal.starts_after == renewal.starts_before
 
 
