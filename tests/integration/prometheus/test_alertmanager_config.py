@@ -10,6 +10,7 @@ amtool, and the refusal names the problem.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -186,8 +187,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str],
         "gather_facts": True,
         "gather_subset": ["!all", "min"],
         "vars_files": [str(vault_vars)],
-        # The role's other checks want a scrape target: no inventory groups here.
-        "vars": {"prometheus_exporter_targets": [{"name": "localhost", "address": "127.0.0.1"}]},
+        # The role's other checks want a scrape target (no inventory groups here) and the
+        # monitoring plane's passwords.
+        "vars": {
+            "prometheus_exporter_targets": [{"name": "localhost", "address": "127.0.0.1"}],
+            "prometheus_scrape_password": secrets.token_urlsafe(24),
+            "prometheus_operator_password": secrets.token_urlsafe(24),
+        },
         "tasks": tasks,
     }
     result = run_plays(
