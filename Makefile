@@ -169,10 +169,12 @@ MOLECULE_JOBS ?= 3
 molecule: host-deps venv ## each role's molecule scenario (create, converge, idempotence, check, verify, destroy), MOLECULE_JOBS (3) at a time
 	@$(MAKE) --no-print-directory -j$(MOLECULE_JOBS) --output-sync=target $(addprefix molecule-,$(MOLECULE_ROLES))
 
-# One scenario; each has its own lab hosts, so scenarios run side by side.
+# One scenario; each has its own lab hosts, so scenarios run side by side. `molecule reset` first:
+# the state an interrupted run left (its hosts "created") would make this run skip creating them.
 molecule-%: host-deps venv
 	@echo "== molecule: roles/$*"
-	@start=$$(date +%s); cd roles/$* && $(CURDIR)/$(BIN)/molecule test; status=$$?; \
+	@start=$$(date +%s); cd roles/$* && $(CURDIR)/$(BIN)/molecule reset >/dev/null 2>&1; \
+		$(CURDIR)/$(BIN)/molecule test; status=$$?; \
 		echo "== molecule: roles/$* $$( [ $$status -eq 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
 		exit $$status
 
