@@ -11,6 +11,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -295,11 +296,14 @@ def parse(data: Any) -> Config:
     return config
 
 
-def load(path: Path) -> Config:
+def load_yaml(path: Path, parse_data: Callable[[Any], T]) -> T:
+    """The YAML file at ``path`` through ``parse_data``; raises ConfigError, every problem
+    prefixed with the path (and the line and column of a YAML error)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot be read: {error.strerror}"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
+        raise ConfigError([f"{path}: cannot be read: {reason}"]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -309,9 +313,13 @@ def load(path: Path) -> Config:
             [f"{where}: not valid YAML: {getattr(error, 'problem', error)}"]
         ) from None
     try:
-        return parse(data)
+        return parse_data(data)
     except ConfigError as error:
         raise ConfigError([f"{path}: {problem}" for problem in error.problems]) from None
+
+
+def load(path: Path) -> Config:
+    return load_yaml(path, parse)
 
 
 def read_secret(path: Path | None) -> str | None:

@@ -22,9 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
-
-from pgstack_exporter.config import ConfigError
+from pgstack_exporter.config import ConfigError, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -245,23 +243,7 @@ def parse(data: Any, directory: Path) -> WebConfig:
 
 def load(path: Path) -> WebConfig:
     """The file at ``path``; raises ConfigError, every problem prefixed with the path."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
-        raise ConfigError([f"{path}: cannot be read: {reason}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(
-            [f"{where}: not valid YAML: {getattr(error, 'problem', error)}"]
-        ) from None
-    try:
-        return parse(data, path.parent)
-    except ConfigError as error:
-        raise ConfigError([f"{path}: {problem}" for problem in error.problems]) from None
+    return load_yaml(path, lambda data: parse(data, path.parent))
 
 
 class _EncryptedKey(Exception):
