@@ -6,7 +6,9 @@ The examples follow the documented formats: docs/backup.md (pg_dump) and docs/me
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import os
 import subprocess
 import threading
 from collections.abc import Callable, Mapping
@@ -252,3 +254,28 @@ class ThrowawayCa:
         signed_by = ("-CA", self.cert, "-CAkey", self.key, "-set_serial", str(serial))
         _openssl("x509", "-req", "-in", csr, *signed_by, "-days", "2", "-out", crt, "-extfile", ext)
         return crt, key
+
+
+# --- the web configuration (--web.config.file)
+
+
+def bcrypt_hash(password: str, prefix: str = "$2y$") -> str:
+    """The form htpasswd -B writes ($2y$), at the lowest cost: the tests pay bcrypt often."""
+    import bcrypt  # noqa: PLC0415 (only the web configuration's tests need it)
+
+    return prefix + bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()[4:]
+
+
+def basic(user: str, password: str) -> str:
+    """An Authorization header for basic auth."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def replace(path: Path, data: bytes | str) -> None:
+    """As a configuration tool writes a file: a new file renamed over the old one."""
+    new = path.with_name(path.name + ".new")
+    if isinstance(data, str):
+        new.write_text(data)
+    else:
+        new.write_bytes(data)
+    os.replace(new, path)

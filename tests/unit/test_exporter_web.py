@@ -5,34 +5,16 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import ssl
 import subprocess
 from pathlib import Path
 
-import bcrypt
 import pytest
-from test_exporter_support import ThrowawayCa
+from test_exporter_support import ThrowawayCa, basic, bcrypt_hash, replace
 
 from pgstack_exporter.cli import ExitCode, main
 from pgstack_exporter.config import ConfigError
 from pgstack_exporter.web import Verdict, Verifier, WebConfig, WebConfigFile, load, user_table
-
-
-def bcrypt_hash(password: str, prefix: str = "$2y$") -> str:
-    """The form htpasswd -B writes ($2y$), at the lowest cost: the tests pay bcrypt often."""
-    return prefix + bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()[4:]
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def replace(path: Path, text: str) -> None:
-    """As a configuration tool writes a file: a new file renamed over the old one."""
-    new = path.with_name(path.name + ".new")
-    new.write_text(text)
-    os.replace(new, path)
 
 
 @pytest.fixture(scope="module")

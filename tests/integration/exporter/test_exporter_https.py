@@ -20,30 +20,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import bcrypt
 import exporter_servers as servers
 import pytest
 from exporter_stack import REPO
 from prometheus_client.parser import text_string_to_metric_families
-from test_exporter_support import ThrowawayCa
+from test_exporter_support import ThrowawayCa, basic, bcrypt_hash, replace
 
 PASSWORD = "scrape-" + os.urandom(6).hex()
 HEADERS = "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n"
-
-
-def bcrypt_hash(password: str) -> str:
-    # $2y$, as htpasswd -B writes it; cost 4: the tests pay bcrypt often.
-    return "$2y$" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()[4:]
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def replace(path: Path, data: bytes) -> None:
-    new = path.with_name(path.name + ".new")
-    new.write_bytes(data)
-    os.replace(new, path)
 
 
 @dataclasses.dataclass
