@@ -21,6 +21,8 @@ PLACEHOLDER = re.compile(r"change.?me|placeholder|example|^x+$", re.IGNORECASE)
 RESTORE_POINT_LABEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 # systemd OnCalendar expressions use these characters only (and never a line break).
 CALENDAR_LINE = re.compile(r"[A-Za-z0-9 :*.,/~+-]+")
+# A user of the monitoring plane's basic auth: a plain name (never a ':', which ends the user).
+WEB_USER = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def between(value: Any, low: int, high: int | None = None) -> bool:
@@ -68,6 +70,11 @@ def calendar_line(value: Any) -> bool:
     return isinstance(value, str) and CALENDAR_LINE.fullmatch(value) is not None
 
 
+def web_user(value: Any) -> bool:
+    """A basic auth user name of the monitoring plane: letters, digits, _ . - (no ':')."""
+    return isinstance(value, str) and WEB_USER.fullmatch(value) is not None
+
+
 def installed(packages: Any, facts: Any) -> bool:
     """Every package named is installed, by the host's package facts (``ansible_facts``, filled by
     ``package_facts`` in playbooks/validate.yml). Without package facts: False, so apt decides."""
@@ -90,5 +97,6 @@ class TestModule:
             "secret": secret,
             "restore_point_label": restore_point_label,
             "calendar_line": calendar_line,
+            "web_user": web_user,
             "installed": installed,
         }

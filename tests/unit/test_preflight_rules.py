@@ -99,11 +99,20 @@ def test_calendar_line(value: Any, expected: bool) -> None:
     assert rules.calendar_line(value) is expected
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("prometheus", True), ("grafana_ro", True), ("ops.team-1", True),
+     ("prom:etheus", False), ("two words", False), ("", False), (None, False), (7, False)],
+)  # fmt: skip
+def test_web_user(value: Any, expected: bool) -> None:
+    assert rules.web_user(value) is expected
+
+
 def test_every_rule_is_registered() -> None:
     registered = rules.TestModule().tests()
     assert set(registered) == {
         "between", "port", "sql_identifier", "placeholder", "secret", "restore_point_label",
-        "calendar_line", "installed",
+        "calendar_line", "web_user", "installed",
     }  # fmt: skip
 
 
