@@ -12,10 +12,12 @@ from typing import Any
 import yaml
 from packaging.specifiers import SpecifierSet
 
+from preflight_plugin import load
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The collection's Jinja tests (plugins/test/preflight.py). Outside the clone, a role finds a test
 # plugin of its own collection only by its full name (pgstack.pgstack.port), unlike its modules.
-SHARED_TESTS = "between|port|sql_identifier|placeholder|secret|restore_point_label|calendar_line|web_user|installed"
+SHARED_TESTS = "|".join(sorted(load().TestModule().tests()))
 FULL = "pgstack.pgstack."
 SHORT_TEST = re.compile(
     rf"\bis (not )?({SHARED_TESTS})\b(?!\.)"

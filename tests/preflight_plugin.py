@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-PLUGIN = Path(__file__).resolve().parents[2] / "plugins/test/preflight.py"
+PLUGIN = Path(__file__).resolve().parents[1] / "plugins/test/preflight.py"
 
 
 def load_file(path: Path, name: str) -> ModuleType:
