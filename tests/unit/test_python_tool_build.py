@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from preflight_plugin import load_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from preflight_plugin import load
 
 from pgstack_backup.cli import LABEL, main
 from pgstack_backup.errors import ExitCode
+from preflight_plugin import load
 
 restore_point_label = load().restore_point_label
 
