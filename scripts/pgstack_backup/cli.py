@@ -1,7 +1,7 @@
 """pgstack-backup: ``dump`` (scheduled or labelled runs), ``prune``, ``finalize`` (ExecStopPost).
 
 Exit codes: 0 ok, 1 a dump or its read-back check failed, 2 usage or configuration, 3 precondition
-(another run holds the lock, destination not writable), 4 unexpected.
+(another run holds the lock, destination or status file not writable), 4 unexpected.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from pgstack_backup.config import Config, load_config
 from pgstack_backup.dump import Runner
 from pgstack_backup.errors import BackupError, ConfigError, ExitCode, PreconditionError, Terminated
-from pgstack_backup.status import Attempt, read_status, record, status_path
+from pgstack_backup.status import Attempt, Status, read_status, record, status_path
 from pgstack_common.signals import raise_terminated
 
 log = logging.getLogger(__name__)
@@ -51,46 +51,60 @@ def _lock(config: Config) -> int:
     return fd
 
 
+def _record(path: Path, status: Status, attempt: Attempt) -> Status | None:
+    """record(); None when the status file cannot be written (a full filesystem): the previous
+    file stays whole (it is replaced atomically) and the error is logged."""
+    try:
+        return record(path, status, attempt)
+    except OSError as exc:
+        log.error("cannot write the status file %s: %s", path, exc.strerror or exc)
+        return None
+
+
 def run_dump(config: Config, databases: Sequence[str], label: str | None) -> ExitCode:
     runner = Runner(config, now=utc_now)
     _lock(config)
     worst = ExitCode.OK
     for database in databases:
         path = status_path(config.status_dir, config.cluster, database)
-        status = read_status(path, config.cluster, database)
         started_at = utc_now()
         began = time.monotonic()
-        status = record(path, status, Attempt(started_at=started_at, exit_status="running"))
+        running = Attempt(started_at=started_at, exit_status="running")
+        status = _record(path, read_status(path, config.cluster, database), running)
+        if status is None:
+            # A dump nobody could see: none is taken, and retention does not run.
+            log.error("dump of %s not started: its status file cannot record it", database)
+            worst = max(worst, ExitCode.PRECONDITION)
+            continue
         try:
             result = runner.dump(database, label)
             if label is None:
                 runner.prune(database)
         except Terminated as exc:
-            record(path, status, _failed(started_at, began, str(exc)))
             log.error("dump of %s: %s", database, exc)
+            _record(path, status, _failed(started_at, began, str(exc)))
             return ExitCode.VERIFICATION_FAILED
         except BackupError as exc:
-            record(path, status, _failed(started_at, began, str(exc)))
             log.error("dump of %s failed: %s", database, exc)
-            worst = max(worst, exc.exit_code)
-            continue
+            attempt = _failed(started_at, began, str(exc))
+            code = exc.exit_code
         except Exception as exc:
-            record(path, status, _failed(started_at, began, f"unexpected: {type(exc).__name__}"))
             log.exception("dump of %s failed unexpectedly", database)
-            worst = max(worst, ExitCode.UNEXPECTED)
-            continue
-        record(
-            path,
-            status,
-            Attempt(
+            attempt = _failed(started_at, began, f"unexpected: {type(exc).__name__}")
+            code = ExitCode.UNEXPECTED
+        else:
+            attempt = Attempt(
                 started_at=started_at,
                 finished_at=utc_now(),
                 duration_seconds=time.monotonic() - began,
                 exit_status="success",
                 path=str(result.path),
                 size_bytes=result.size_bytes,
-            ),
-        )
+            )
+            code = ExitCode.OK
+        if _record(path, status, attempt) is None:
+            code = max(code, ExitCode.PRECONDITION)
+        worst = max(worst, code)
     return worst
 
 
@@ -116,6 +130,7 @@ def run_prune(config: Config, databases: Sequence[str]) -> ExitCode:
 
 def run_finalize(config: Config, service_result: str) -> ExitCode:
     """After the service stopped: an attempt still "running" was killed before it could record."""
+    code = ExitCode.OK
     for database in config.databases:
         path = status_path(config.status_dir, config.cluster, database)
         status = read_status(path, config.cluster, database)
@@ -130,9 +145,10 @@ def run_finalize(config: Config, service_result: str) -> ExitCode:
             duration_seconds=(finished - attempt.started_at).total_seconds(),
             error=f"the run ended before recording a result (service result: {service_result})",
         )
-        record(path, status, failed)
         log.error("dump of %s was interrupted (%s)", database, service_result)
-    return ExitCode.OK
+        if _record(path, status, failed) is None:
+            code = ExitCode.PRECONDITION
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@ Protocol: everything is written into ``<database>/.partial-<name>/``; the dumps 
 (``pg_restore -f /dev/null``: ``--list`` passes a truncated file), every file and the directory are
 fsynced, and only then is the directory renamed to its final name ``<stamp>[-<label>]`` and the
 parent fsynced. A failed or killed run leaves at most a ``.partial-*`` directory, which the next run
-removes; it never replaces or hides the last good dump.
+removes; it never replaces or hides the last good dump. A failed run (a full filesystem included)
+removes its partial directory itself and names the file it was writing in its error.
 
 The manifest (every table's row count and an order-independent checksum of its rows) is computed in
 the transaction whose snapshot pg_dump uses (``pg_export_snapshot`` + ``pg_dump --snapshot``), so a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -121,7 +123,10 @@ class Runner:
     def dump(self, database: str, label: str | None = None) -> DumpResult:
         parent = self.database_dir(database)
         if not parent.is_dir():
-            parent.mkdir(mode=0o750, parents=False)
+            try:
+                parent.mkdir(mode=0o750, parents=False)
+            except OSError as exc:
+                raise PreconditionError(f"cannot create {parent}: {exc.strerror}") from exc
         started = self.now()
         final_name = stamp(started) + (f"-{label}" if label else "")
         final = parent / final_name
@@ -139,8 +144,13 @@ class Runner:
                     [self._tool("pg_restore"), "--file=/dev/null", str(partial / name)],
                     f"reading back {name}",
                 )
-            if GLOBALS_TRAILER not in (partial / GLOBALS_FILE).read_text(encoding="utf-8"):
-                raise DumpFailed(f"{GLOBALS_FILE} is incomplete")
+            globals_path = partial / GLOBALS_FILE
+            if GLOBALS_TRAILER.encode() not in globals_path.read_bytes():
+                # pg_dumpall exits 0 when a write fails (a full filesystem): say how much is left.
+                raise DumpFailed(
+                    f"{globals_path} is incomplete ({_available(partial)} bytes available on its "
+                    f"filesystem; pg_dumpall does not report failed writes)"
+                )
             files: dict[str, dict[str, Any]] = {}
             size = 0
             for name in (DATA_FILE, SCHEMA_FILE, GLOBALS_FILE):
@@ -158,6 +168,9 @@ class Runner:
             fsync_path(partial)
             partial.rename(final)
             fsync_path(parent)
+        except OSError as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise DumpFailed(f"{exc.filename or partial}: {exc.strerror or exc}") from exc
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
@@ -188,7 +201,10 @@ class Runner:
                         cursor,
                         lambda s, n: sql.SQL(TABLE_SUMMARY_QUERY).format(sql.Identifier(s, n)),
                     )
-                for proc, what in ((data_proc, "pg_dump"), (schema_proc, "pg_dump --schema-only")):
+                for proc, what in (
+                    (data_proc, f"pg_dump into {partial / DATA_FILE}"),
+                    (schema_proc, f"pg_dump --schema-only into {partial / SCHEMA_FILE}"),
+                ):
                     _, stderr = proc.communicate()
                     if proc.returncode != 0:
                         raise DumpFailed(f"{what} failed (exit {proc.returncode}): "
@@ -198,7 +214,7 @@ class Runner:
             [self._tool("pg_dumpall"), f"--dbname={self.config.connection.conninfo('postgres')}",
              "--globals-only", "--no-role-passwords", "--no-password",
              f"--file={partial / GLOBALS_FILE}"],
-            "pg_dumpall --globals-only",
+            f"pg_dumpall --globals-only into {partial / GLOBALS_FILE}",
         )  # fmt: skip
         return {
             "version": MANIFEST_VERSION,
@@ -234,6 +250,11 @@ def _started(argv: list[str]) -> Iterator[subprocess.Popen[str]]:
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def _available(path: Path) -> int:
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
 
 
 def _last_line(text: str | None) -> str:

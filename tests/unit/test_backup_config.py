@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 import yaml
 
 import release
+from pgstack_backup import cli
 from pgstack_backup.cli import main
 from pgstack_backup.config import parse_config
+from pgstack_backup.dump import DumpResult
 from pgstack_backup.errors import ConfigError, ExitCode
 from pgstack_backup.status import Attempt, Status, record, status_path
 
@@ -109,3 +112,46 @@ def test_finalize_leaves_a_finished_attempt_alone(tmp_path: Path) -> None:
 
     assert main(["--config.file", str(config), "finalize", "--service-result=success"]) == 0
     assert path.read_bytes() == before
+
+
+def disk_full(fd: int) -> None:
+    raise OSError(28, "No space left on device")
+
+
+def test_a_dump_whose_result_cannot_be_recorded_fails_and_finalize_records_it_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The status filesystem fills while the dump runs (the dump itself succeeds): the run exits
+    3, the status file stays whole (still "running"), and ExecStopPost records the failure."""
+    config = tmp_path / "pg_dump.yml"
+    config.write_text(yaml.safe_dump({**GOOD, "status_dir": str(tmp_path)}))
+    path = status_path(tmp_path, "db1", "app")
+    fsync = os.fsync
+
+    class FillingRunner:
+        def __init__(self, config: Any, now: Any) -> None:
+            pass
+
+        def dump(self, database: str, label: str | None) -> DumpResult:
+            monkeypatch.setattr(os, "fsync", disk_full)
+            return DumpResult(path=tmp_path / "app" / "20261123T030000Z", size_bytes=1234)
+
+        def prune(self, database: str) -> list[str]:
+            return []
+
+    monkeypatch.setattr(cli, "Runner", FillingRunner)
+    assert main(["--config.file", str(config), "dump"]) == ExitCode.PRECONDITION
+    assert f"cannot write the status file {path}: No space left on device" in caplog.text
+    assert json.loads(path.read_text())["last_attempt"]["exit_status"] == "running"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    # ExecStopPost, the filesystem still full: the file stays as it was, the failure is logged.
+    before = path.read_bytes()
+    assert (
+        main(["--config.file", str(config), "finalize", "--service-result=exit-code"])
+        == ExitCode.PRECONDITION
+    )
+    assert path.read_bytes() == before
+    monkeypatch.setattr(os, "fsync", fsync)  # room again
+    assert main(["--config.file", str(config), "finalize", "--service-result=exit-code"]) == 0
+    assert json.loads(path.read_text())["last_attempt"]["exit_status"] == "failed"
