@@ -13,12 +13,14 @@ HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client 
 # And for the offline test layers, which run real servers as local processes: PostgreSQL (Debian's
 # `postgresql`, the major of this machine's release), pgBackRest and Chromium (drills), prometheus
 # for promtool (alert rules), prometheus-alertmanager for amtool (alertmanager.yml), PgBouncer,
-# Redis and Debian's python3-* libraries (the exporter, on the versions hosts run).
-TEST_PACKAGES := postgresql pgbackrest chromium prometheus prometheus-alertmanager pgbouncer redis-server \
+# Redis, etcd (the etcd_auth module) and Debian's python3-* libraries (the exporter, on the
+# versions hosts run).
+TEST_PACKAGES := postgresql pgbackrest chromium prometheus prometheus-alertmanager pgbouncer redis-server etcd-server \
 	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml python3-bcrypt
 LAB_INVENTORY := inventory/lab
 # The same deployment on Debian 12, beside the lab (docs/lab.md).
 LAB12_INVENTORY := inventory/lab-debian12
+LABHA_INVENTORY := inventory/lab-ha
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -82,6 +84,11 @@ lab-debian12: host-deps venv ## the same deployment on Debian 12, beside the lab
 	PGSTACK_LAB_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pgstack-lab up
 	$(BIN)/ansible-playbook -i $(LAB12_INVENTORY) playbooks/site.yml
 
+.PHONY: lab-ha
+lab-ha: host-deps venv ## the HA layout beside the lab (a Patroni cluster of pg1, pg2 and witness): up and converged
+	PGSTACK_LAB_INVENTORY=$(LABHA_INVENTORY) $(BIN)/pgstack-lab up
+	$(BIN)/ansible-playbook -i $(LABHA_INVENTORY) playbooks/site.yml
+
 QUICK ?=
 .PHONY: bench
 bench: lab ## pgstack measured beside the alternatives on the lab: docs/benchmarks.md, raw JSON in .bench/ (QUICK=1: smallest sizes)
@@ -105,8 +112,8 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy --strict
 	$(BIN)/ruff check $(PYTHON_SOURCES)
 	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 	$(BIN)/mypy scripts/pgstack_lab scripts/pgstack_backup scripts/pgstack_drill scripts/pgstack_dashboards scripts/pgstack_screenshots \
-		scripts/pgstack_bench scripts/pgstack_common plugins/test/preflight.py plugins/filter/web_auth.py roles/python_tool/files/build_zip.py \
-		exporters/pgstack_exporter
+		scripts/pgstack_bench scripts/pgstack_common plugins/test/preflight.py plugins/filter/web_auth.py plugins/modules/etcd_auth.py \
+		roles/python_tool/files/build_zip.py exporters/pgstack_exporter
 
 .PHONY: dashboards
 dashboards: venv ## regenerate the Grafana dashboards (dashboards/*.json) from scripts/pgstack_dashboards
@@ -133,7 +140,7 @@ unit-debian: test-deps ## the exporter's unit tests on Debian's python3 packages
 	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py
 
 .PHONY: integration
-integration: test-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, PgBouncer, Redis, Chromium)
+integration: test-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, PgBouncer, Redis, etcd, Chromium)
 	$(BIN)/pytest -q tests/integration --ignore=tests/integration/exporter
 	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py tests/integration/exporter
 
@@ -156,6 +163,14 @@ e2e-debian12: lab-debian12 ## converge the Debian 12 lab, then the end-to-end te
 .PHONY: e2e-debian12-tests
 e2e-debian12-tests: venv ## the release-dependent end-to-end tests alone (marker `release`), on the Debian 12 lab
 	PGSTACK_LAB_INVENTORY=$(LAB12_INVENTORY) $(BIN)/pytest -q -rfEP --durations=10 -m release tests/e2e
+
+.PHONY: e2e-ha
+e2e-ha: lab-ha ## converge the HA layout's lab, then its end-to-end tests (failover included)
+	@$(MAKE) --no-print-directory lab-ha-tests
+
+.PHONY: lab-ha-tests
+lab-ha-tests: venv ## the HA layout's end-to-end tests alone (marker `ha`), on the lab `make lab-ha` converged
+	PGSTACK_LAB_INVENTORY=$(LABHA_INVENTORY) $(BIN)/pytest -q -rfEP -s --durations=10 -m ha tests/e2e
 
 .PHONY: test-upgrade
 test-upgrade: venv ## docs/runbooks/upgrade-to-debian13.md as written: the Debian 12 lab's data moved to the lab (both up and converged)

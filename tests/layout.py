@@ -4,7 +4,8 @@
 - ``role_groups()``: ``{role: [groups]}`` as the file says (``all``: every host).
 - ``inventory_groups(hosts_file)``: each group of a YAML inventory with its hosts, and ``all``.
 - ``role_hosts(role, groups)``: the hosts a role is applied to, sorted, as the playbooks'
-  ``__preflight_role_hosts`` has them (roles/preflight/vars/cluster.yml).
+  ``__preflight_role_hosts`` has them (roles/preflight/vars/cluster.yml): none for pgBackRest and
+  the drills without a backup host.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def inventory_groups(hosts_file: Path) -> dict[str, list[str]]:
     return found
 
 
+# Roles that pair the database hosts with a backup host: without a backup host, applied to none.
+BACKUP_PAIRS = ("pgbackrest", "restore_drill")
+
+
 def role_hosts(role: str, groups: Mapping[str, Sequence[str]]) -> list[str]:
-    """The hosts role is applied to: those of its groups in groups ({group: [hosts]}), sorted."""
+    """The hosts role is applied to: those of its groups in groups ({group: [hosts]}), sorted;
+    none for a role of BACKUP_PAIRS when group backup has no host."""
+    if role in BACKUP_PAIRS and not groups.get("backup"):
+        return []
     return sorted({host for group in role_groups()[role] for host in groups.get(group, ())})

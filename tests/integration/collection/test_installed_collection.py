@@ -71,6 +71,7 @@ def test_the_tarball_holds_the_roles_playbooks_and_plugins(installed: Installed)
         "plugins/action/preflight_check.py",
         "plugins/test/preflight.py",
         "plugins/filter/web_auth.py",
+        "plugins/modules/etcd_auth.py",
         "plugins/strategy/pgstack_linear.py",
         "roles/python_tool/files/build_zip.py",
         *(f"roles/{role}/tasks/main.yml" for role in ROLES if role not in INTERNAL_ROLES),

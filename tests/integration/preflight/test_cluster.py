@@ -33,7 +33,12 @@ ONE_HOST = {
     "app": ["app1"],
 }
 TWO_POSTGRES = {"postgres": ["db1", "db2"], "pgbouncer": ["db1"], "backup": ["backup1"]}
+# The HA layout: a Patroni cluster of two members and a witness for etcd's majority.
+HA = {"postgres": ["db1", "db2"], "etcd": ["db1", "db2", "witness"], "monitoring": ["mon1"]}
+# The same with roles that reach one database server.
+HA_SINGLE_SERVER = {**HA, "pgbouncer": ["db1"], "backup": ["backup1"]}
 NO_POSTGRES = {"backup": ["backup1"], "redis": ["cache1"]}
+NO_BACKUP = {"postgres": ["db1"], "pgbouncer": ["db1"]}
 
 # The view as each host reports it.
 VIEW = (
@@ -42,7 +47,14 @@ VIEW = (
 )
 
 # inventory: its one case
-CASES = {"one-host": "default", "two-postgres": "refused", "no-postgres": "refused"}
+CASES = {
+    "one-host": "default",
+    "two-postgres": "refused",
+    "no-postgres": "refused",
+    "no-backup": "refused",
+    "ha": "default",
+    "ha-single-server": "refused",
+}
 PASSED = "pgstack-test: passed"
 
 
@@ -93,7 +105,14 @@ def outcomes_of(report: str) -> dict[str, dict[str, list[Any]]]:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict[str, Any]]]:
     """{inventory: {case: {host: outcome}}}, one ansible-playbook run per inventory."""
-    layouts = {"one-host": ONE_HOST, "two-postgres": TWO_POSTGRES, "no-postgres": NO_POSTGRES}
+    layouts = {
+        "one-host": ONE_HOST,
+        "two-postgres": TWO_POSTGRES,
+        "no-postgres": NO_POSTGRES,
+        "no-backup": NO_BACKUP,
+        "ha": HA,
+        "ha-single-server": HA_SINGLE_SERVER,
+    }
     found = {}
     for name, groups in layouts.items():
         workdir: Path = tmp_path_factory.mktemp(name)
@@ -121,9 +140,11 @@ def refused_everywhere(groups: dict[str, list[str]], message: str) -> dict[str, 
     return {host: [message] for host in hosts_of(groups)}
 
 
-def views(outcomes: dict[str, dict[str, Any]], case: str) -> list[dict[str, Any]]:
+def views(
+    outcomes: dict[str, dict[str, Any]], case: str, groups: dict[str, list[str]] = ONE_HOST
+) -> list[dict[str, Any]]:
     """The view each host got in case, after checking every host passed."""
-    assert sorted(outcomes[case]) == hosts_of(ONE_HOST)
+    assert sorted(outcomes[case]) == hosts_of(groups)
     passed = []
     for host, outcome in outcomes[case].items():
         assert outcome[0] == PASSED, (host, outcome)
@@ -153,14 +174,40 @@ def test_every_role_is_applied_to_the_hosts_of_its_groups(
     assert expected["pki"] == ["app1", "backup1", "db1", "mon1"]
 
 
-def test_more_than_one_host_in_group_postgres_is_refused(
+def test_more_than_one_host_in_group_postgres_without_etcd_is_refused(
     outcomes: dict[str, dict[str, dict[str, Any]]],
 ) -> None:
     message = (
-        "Group postgres has 2 hosts (db1, db2): a PostgreSQL cluster of more than one host needs"
-        " Patroni, which this release does not configure yet. Put one host in group postgres."
+        "Group postgres has 2 hosts (db1, db2): a cluster of more than one host runs Patroni,"
+        " which keeps the cluster's leader in etcd, and group etcd has no host. Put three hosts in"
+        " group etcd (the database hosts and a witness), or one host in group postgres."
     )
     assert outcomes["two-postgres"]["refused"] == refused_everywhere(TWO_POSTGRES, message)
+
+
+def test_more_than_one_host_in_group_postgres_with_etcd_is_a_patroni_cluster(
+    outcomes: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    for view in views(outcomes["ha"], "default", HA):
+        assert view["members"] == ["db1", "db2"]
+        assert view["ha"] is True
+        assert view["role_hosts"]["etcd"] == ["db1", "db2", "witness"]
+        # No backup host: pgBackRest and the drills apply to no host, as tests/layout.py says.
+        assert view["role_hosts"]["pgbackrest"] == view["role_hosts"]["restore_drill"] == []
+        expected = {role: role_hosts(role, {**HA, "all": hosts_of(HA)}) for role in role_groups()}
+        assert view["role_hosts"] == expected
+
+
+def test_a_patroni_cluster_refuses_the_roles_that_reach_one_server(
+    outcomes: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    message = (
+        "Group postgres has 2 hosts (db1, db2), a Patroni cluster, but the roles of groups"
+        " pgbouncer, backup reach one database server and do not follow the cluster's leader."
+        " Leave these groups empty with a cluster of more than one host, or put one host in group"
+        " postgres."
+    )
+    assert outcomes["ha-single-server"]["refused"] == refused_everywhere(HA_SINGLE_SERVER, message)
 
 
 def test_roles_that_need_postgresql_need_group_postgres(
@@ -172,3 +219,14 @@ def test_roles_that_need_postgresql_need_group_postgres(
         " group postgres."
     )
     assert outcomes["no-postgres"]["refused"] == refused_everywhere(NO_POSTGRES, message)
+
+
+def test_a_single_database_server_needs_a_backup_host(
+    outcomes: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    message = (
+        "Group postgres has a host (db1) and group backup has none: pgstack archives the WAL and"
+        " takes the base backups and dumps on a backup host, and runs the restore drills there."
+        " Put one host in group backup."
+    )
+    assert outcomes["no-backup"]["refused"] == refused_everywhere(NO_BACKUP, message)
