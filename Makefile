@@ -13,9 +13,9 @@ HOST_PACKAGES := debootstrap systemd-container iptables iproute2 openssh-client 
 # And for the offline test layers, which run real servers as local processes: PostgreSQL (Debian's
 # `postgresql`, the major of this machine's release), pgBackRest and Chromium (drills), prometheus
 # for promtool (alert rules), prometheus-alertmanager for amtool (alertmanager.yml), PgBouncer,
-# Redis, etcd (the etcd_auth module) and Debian's python3-* libraries (the exporter, on the
-# versions hosts run).
-TEST_PACKAGES := postgresql pgbackrest chromium prometheus prometheus-alertmanager pgbouncer redis-server etcd-server \
+# Redis, etcd (the etcd_auth module), HAProxy (haproxy.cfg checked and run) and Debian's python3-*
+# libraries (the exporter, on the versions hosts run).
+TEST_PACKAGES := postgresql pgbackrest chromium prometheus prometheus-alertmanager pgbouncer redis-server etcd-server haproxy \
 	python3-pytest python3-prometheus-client python3-psycopg python3-redis python3-yaml python3-bcrypt
 LAB_INVENTORY := inventory/lab
 # The same deployment on Debian 12, beside the lab (docs/lab.md).
@@ -140,7 +140,7 @@ unit-debian: test-deps ## the exporter's unit tests on Debian's python3 packages
 	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py
 
 .PHONY: integration
-integration: test-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, PgBouncer, Redis, etcd, Chromium)
+integration: test-deps venv ## tools against real servers run as local processes (PostgreSQL 15, pgBackRest, PgBouncer, Redis, etcd, HAProxy, Chromium)
 	$(BIN)/pytest -q tests/integration --ignore=tests/integration/exporter
 	$(DEBIAN_PYTEST) -q tests/unit/test_exporter_*.py tests/integration/exporter
 

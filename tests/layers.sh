@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The layers of `make test`, each one a Makefile target, timed, in two phases of two lanes:
+# The layers of `make test`, each one a Makefile target, timed, in three phases of two lanes:
 #
 #   phase 1:  lint unit alerts integration   beside   lab-lifecycle lab
 #   phase 2:  e2e                            beside   molecule lab-debian12 e2e-debian12
-#   then:     test-upgrade (docs/runbooks/upgrade-to-debian13.md, from the Debian 12 lab to the lab)
+#   phase 3:  lab-ha lab-ha-tests            beside   test-upgrade
+#
+# test-upgrade runs docs/runbooks/upgrade-to-debian13.md, from the Debian 12 lab to the lab; lab-ha
+# brings up the HA layout's lab (inventory/lab-ha) and runs its end-to-end tests.
 #
 # The lab is Debian 13; the Debian 12 lab (the same deployment on other addresses) comes up once
 # the molecule scenarios are done and runs the end-to-end tests whose behaviour differs by release.
@@ -64,8 +67,9 @@ if [ $status -eq 0 ]; then
 fi
 if [ $status -eq 0 ]; then
     # Both labs are through their tests: the upgrade runbook moves the Debian 12 lab's data to the
-    # lab, which nothing else uses any more.
-    lane test-upgrade > >(tee -a "$work/all.log") 2>&1 || status=1
+    # lab, which nothing else uses any more; beside it, the HA layout's lab comes up and is tested
+    # (its failover included).
+    phase "lab-ha lab-ha-tests" "test-upgrade" || status=1
 fi
 # The machines are thrown away: killed, not powered off (a database host's PostgreSQL would wait
 # at shutdown on WAL archiving to its backup host, going down with it; docs/lab.md).

@@ -34,7 +34,10 @@ if "etcd" not in (LAB_INVENTORY / "hosts.yml").read_text():
 pytestmark = pytest.mark.ha
 
 MEMBERS = group_hosts("postgres")
+PROXIES = group_hosts("haproxy")
 REST_PORT = 8008
+# HAProxy's port to the primary's PostgreSQL (roles/haproxy: haproxy_primary_direct_port).
+DIRECT_PORT = 5001
 SCOPE = "pgstack"
 PATRONI_CONFIG = "/etc/patroni/{major}-main.yml"
 
@@ -68,7 +71,20 @@ def leader(ca_file: Path) -> str:
 
 
 def healthy(ca_file: Path) -> dict[str, dict[str, Any]] | None:
-    """The cluster when it has one leader and every other member streams from it; else None."""
+    """The cluster when it has one leader and every other member streams from it, as every member
+    sees it (a member back from a partition answers from what it saw before until its next
+    cycle); else None."""
+    views = []
+    for host in MEMBERS:
+        try:
+            status, body = rest(host, "/cluster", ca_file)
+        except OSError:
+            return None
+        if status != 200:
+            return None
+        views.append({m["name"]: (m["role"], m["state"]) for m in body["members"]})
+    if any(view != views[0] for view in views):
+        return None
     members = cluster(ca_file)
     roles = sorted(m["role"] for m in members.values())
     streaming = all(
@@ -147,6 +163,19 @@ def test_a_commit_on_the_leader_reaches_the_replica_which_refuses_writes(
         conn.execute("INSERT INTO ha_probe VALUES (%s)", (marker + "-replica",))
 
 
+def test_haproxy_on_every_proxy_host_reaches_the_leader_with_verify_full(
+    ca_file: Path, app_password: str
+) -> None:
+    """Through HAProxy the client's TLS goes to the leader, whose certificate names the proxy
+    host the client connected to."""
+    primary = lab_host(leader(ca_file)).address
+    for proxy in PROXIES:
+        dsn = conninfo(lab_host(proxy), "app", ca_file, port=DIRECT_PORT)
+        with psycopg.connect(dsn, password=app_password, connect_timeout=5) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery(), host(inet_server_addr())").fetchone()
+        assert row == (False, primary), (proxy, row)
+
+
 def test_only_patroni_runs_the_server(ca_file: Path) -> None:
     for host in MEMBERS:
         unit = "postgresql@$(ls /etc/postgresql)-main.service"
@@ -177,6 +206,12 @@ def show(host: str, setting: str) -> str:
     return query(host, f"SHOW {setting}")
 
 
+def settled_on_every_member(setting: str, value: str) -> None:
+    """Patroni applies a change at its next cycle: wait until every member runs with it."""
+    for host in MEMBERS:
+        wait_for(f"{setting} = {value} on {host}", lambda h=host: show(h, setting) == value, 30, 1)
+
+
 def settings_file(tmp_path: Path, settings: dict[str, str]) -> Path:
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"postgresql_settings": settings}))
@@ -197,25 +232,15 @@ def test_a_setting_changes_on_every_member_through_patroni_and_a_restart_is_repo
     assert changed.returncode == 0, changed.stdout[-4000:]
     assert "Change the cluster's settings that differ from the role's" in changed.stdout
     assert "Settings of the cluster change only when these members restart" in changed.stdout
+    settled_on_every_member("log_min_duration_statement", "250ms")
     for host in MEMBERS:
-        assert wait_for(
-            f"log_min_duration_statement on {host}",
-            lambda h=host: show(h, "log_min_duration_statement") == "250ms",
-            30,
-            1,
-        )
         assert cluster(ca_file)[host].get("pending_restart") is True
         # Reported, not done: the server was not restarted.
         assert query(host, "SELECT pg_postmaster_start_time()") == started[host]
     back = ansible_playbook("--tags", "postgresql", playbook="playbooks/postgresql.yml")
     assert back.returncode == 0, back.stdout[-4000:]
+    settled_on_every_member("log_min_duration_statement", "-1")
     for host in MEMBERS:
-        assert wait_for(
-            f"log_min_duration_statement back on {host}",
-            lambda h=host: show(h, "log_min_duration_statement") == "-1",
-            30,
-            1,
-        )
         assert cluster(ca_file)[host].get("pending_restart") is None
 
 
@@ -224,9 +249,9 @@ def test_a_setting_changes_on_every_member_through_patroni_and_a_restart_is_repo
 
 @dataclass
 class Writers:
-    """A client committing one row at a time through a URL that follows the primary (libpq's
-    list of hosts with target_session_attrs=read-write), recording a row only once COMMIT
-    returned; and a watcher asking every member every 100 ms whether it accepts writes."""
+    """A client committing one row at a time through HAProxy (libpq's list of the proxy hosts,
+    with target_session_attrs=read-write), recording a row only once COMMIT returned; and a
+    watcher asking every member directly every 100 ms whether it accepts writes."""
 
     dsn: str
     password: str
@@ -288,11 +313,13 @@ def test_the_leader_cut_off_under_writes_fails_over_with_one_primary_at_a_time(
 ) -> None:
     old = leader(ca_file)
     others = [h for h in group_hosts("etcd") if h != old]
-    hosts = ",".join(lab_host(h).fqdn for h in MEMBERS)
-    addresses = ",".join(lab_host(h).address for h in MEMBERS)
+    # The application's way in: HAProxy on every proxy host, to whichever member leads.
+    hosts = ",".join(lab_host(h).fqdn for h in PROXIES)
+    addresses = ",".join(lab_host(h).address for h in PROXIES)
     dsn = (
-        f"host={hosts} hostaddr={addresses} port=5432 dbname=app user=app sslmode=verify-full"
-        f" sslrootcert={ca_file} target_session_attrs=read-write application_name=pgstack-ha"
+        f"host={hosts} hostaddr={addresses} port={DIRECT_PORT} dbname=app user=app"
+        f" sslmode=verify-full sslrootcert={ca_file} target_session_attrs=read-write"
+        " application_name=pgstack-ha"
     )
     owner = dsn.replace("user=app ", "user=app_migration ")
     with psycopg.connect(owner, password=migration_password, autocommit=True) as conn:

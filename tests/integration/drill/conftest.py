@@ -11,7 +11,6 @@ through runuser and is stopped by the PID the tests started.
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from drill_helpers import (
     Dumps,
     Primary,
     as_postgres,
+    dump_config,
     free_port,
     owned_dir,
     stop_postmaster,
@@ -184,24 +184,14 @@ def app_dump(primary: Primary, base_dir: Path, backup_passfile: Path) -> Dumps:
     status_dir.mkdir()
     config = base_dir / "pg_dump.yml"
     config.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "cluster": CLUSTER,
-                "connection": {
-                    "host": "127.0.0.1",
-                    "port": primary.port,
-                    "user": "pgstack_backup",
-                    "passfile": str(backup_passfile),
-                    "sslmode": "verify-full",
-                    "sslrootcert": str(primary.cert),
-                },
-                "bin_dir": str(BIN),
-                "destination": str(root / CLUSTER),
-                "status_dir": str(status_dir),
-                "compress_level": 1,
-                "databases": ["app"],
-            }
+        dump_config(
+            primary,
+            backup_passfile,
+            bin_dir=BIN,
+            destination=root / CLUSTER,
+            status_dir=status_dir,
+            databases=["app"],
+            compress_level=1,
         )
     )
     subprocess.run(

@@ -111,6 +111,39 @@ def stop_postmaster(data: Path, pid: int) -> None:
         os.kill(pid, 9)
 
 
+def dump_config(
+    primary: Primary,
+    passfile: Path,
+    *,
+    bin_dir: Path,
+    destination: Path,
+    status_dir: Path,
+    databases: list[str],
+    **extra: Any,
+) -> str:
+    """The dump tool's configuration (pgstack-backup --config.file), as JSON: its connection to
+    primary as pgstack_backup over TLS, verify-full, and the places it writes to."""
+    return json.dumps(
+        {
+            "version": 1,
+            "cluster": CLUSTER,
+            "connection": {
+                "host": "127.0.0.1",
+                "port": primary.port,
+                "user": "pgstack_backup",
+                "passfile": str(passfile),
+                "sslmode": "verify-full",
+                "sslrootcert": str(primary.cert),
+            },
+            "bin_dir": str(bin_dir),
+            "destination": str(destination),
+            "status_dir": str(status_dir),
+            "databases": databases,
+            **extra,
+        }
+    )
+
+
 @dataclass(frozen=True)
 class Dumps:
     root: Path  # the --dumps-dir: <root>/<cluster>/<database>/<stamp>

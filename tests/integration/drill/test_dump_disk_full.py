@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from drill_helpers import BIN, CLUSTER, REPO_ROOT, Primary
+from drill_helpers import BIN, CLUSTER, REPO_ROOT, Primary, dump_config
 
 from pgstack_exporter.config import parse
 from pgstack_exporter.exporter import Exporter
@@ -118,24 +118,14 @@ def dump_fs(
         (mount / "status").mkdir()
         config = base_dir / f"{mount.name}.yml"
         config.write_text(
-            json.dumps(
-                {
-                    "version": 1,
-                    "cluster": CLUSTER,
-                    "connection": {
-                        "host": "127.0.0.1",
-                        "port": primary.port,
-                        "user": "pgstack_backup",
-                        "passfile": str(backup_passfile),
-                        "sslmode": "verify-full",
-                        "sslrootcert": str(primary.cert),
-                    },
-                    "bin_dir": str(bin_dir),
-                    "destination": str(mount / "dumps"),
-                    "status_dir": str(mount / "status"),
-                    "databases": [database],
-                    "retention": {"max_age_days": 1, "min_count": 1},
-                }
+            dump_config(
+                primary,
+                backup_passfile,
+                bin_dir=bin_dir,
+                destination=mount / "dumps",
+                status_dir=mount / "status",
+                databases=[database],
+                retention={"max_age_days": 1, "min_count": 1},
             )
         )
         fs = DumpFs(mount, config, bin_dir)
