@@ -36,8 +36,9 @@ pytestmark = pytest.mark.ha
 MEMBERS = group_hosts("postgres")
 PROXIES = group_hosts("haproxy")
 REST_PORT = 8008
-# HAProxy's port to the primary's PostgreSQL (roles/haproxy: haproxy_primary_direct_port).
-DIRECT_PORT = 5001
+# HAProxy's ports to the leader's PgBouncer and PostgreSQL, and to the replicas' PgBouncer
+# (roles/haproxy: haproxy_primary_port, haproxy_primary_direct_port, haproxy_replica_port).
+POOLED_PORT, DIRECT_PORT, REPLICA_PORT = 5000, 5001, 5002
 SCOPE = "pgstack"
 PATRONI_CONFIG = "/etc/patroni/{major}-main.yml"
 
@@ -169,11 +170,25 @@ def test_haproxy_on_every_proxy_host_reaches_the_leader_with_verify_full(
     """Through HAProxy the client's TLS goes to the leader, whose certificate names the proxy
     host the client connected to."""
     primary = lab_host(leader(ca_file)).address
+    replicas = {lab_host(m).address for m in MEMBERS} - {primary}
     for proxy in PROXIES:
-        dsn = conninfo(lab_host(proxy), "app", ca_file, port=DIRECT_PORT)
-        with psycopg.connect(dsn, password=app_password, connect_timeout=5) as conn:
-            row = conn.execute("SELECT pg_is_in_recovery(), host(inet_server_addr())").fetchone()
-        assert row == (False, primary), (proxy, row)
+        for port, in_recovery, servers in (
+            (DIRECT_PORT, False, {primary}),
+            (POOLED_PORT, False, {primary}),
+            (REPLICA_PORT, True, replicas),
+        ):
+            dsn = conninfo(lab_host(proxy), "app", ca_file, port=port)
+            # PgBouncer reaches its own member's server over loopback: only the direct port
+            # shows the member's address; the pooled ports show whether it is in recovery.
+            query = "SELECT pg_is_in_recovery(), host(inet_server_addr())"
+            with psycopg.connect(dsn, password=app_password, connect_timeout=5) as conn:
+                row = conn.execute(query).fetchone()
+                client = conn.info.hostaddr
+            assert row is not None, (proxy, port)
+            assert row[0] is in_recovery, (proxy, port, row)
+            if port == DIRECT_PORT:
+                assert row[1] in servers, (proxy, port, row)
+            assert client == lab_host(proxy).address
 
 
 def test_only_patroni_runs_the_server(ca_file: Path) -> None:

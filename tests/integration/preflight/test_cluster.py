@@ -36,7 +36,7 @@ TWO_POSTGRES = {"postgres": ["db1", "db2"], "pgbouncer": ["db1"], "backup": ["ba
 # The HA layout: a Patroni cluster of two members and a witness for etcd's majority.
 HA = {"postgres": ["db1", "db2"], "etcd": ["db1", "db2", "witness"], "monitoring": ["mon1"]}
 # The same with roles that reach one database server.
-HA_SINGLE_SERVER = {**HA, "pgbouncer": ["db1"], "backup": ["backup1"]}
+HA_SINGLE_SERVER = {**HA, "pgbouncer": ["db1", "db2"], "backup": ["backup1"], "app": ["app1"]}
 NO_POSTGRES = {"backup": ["backup1"], "redis": ["cache1"]}
 NO_BACKUP = {"postgres": ["db1"], "pgbouncer": ["db1"]}
 
@@ -203,7 +203,7 @@ def test_a_patroni_cluster_refuses_the_roles_that_reach_one_server(
 ) -> None:
     message = (
         "Group postgres has 2 hosts (db1, db2), a Patroni cluster, but the roles of groups"
-        " pgbouncer, backup reach one database server and do not follow the cluster's leader."
+        " backup, app reach one database server and do not follow the cluster's leader."
         " Leave these groups empty with a cluster of more than one host, or put one host in group"
         " postgres."
     )
