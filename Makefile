@@ -166,10 +166,10 @@ e2e-debian12-tests: venv ## the release-dependent end-to-end tests alone (marker
 
 .PHONY: e2e-ha
 e2e-ha: lab-ha ## converge the HA layout's lab, then its end-to-end tests (failover included)
-	@$(MAKE) --no-print-directory lab-ha-tests
+	@$(MAKE) --no-print-directory e2e-ha-tests
 
-.PHONY: lab-ha-tests
-lab-ha-tests: venv ## the HA layout's end-to-end tests alone (marker `ha`), on the lab `make lab-ha` converged
+.PHONY: e2e-ha-tests
+e2e-ha-tests: venv ## the HA layout's end-to-end tests alone (marker `ha`), on the lab `make lab-ha` converged
 	PGSTACK_LAB_INVENTORY=$(LABHA_INVENTORY) $(BIN)/pytest -q -rfEP -s --durations=10 -m ha tests/e2e
 
 .PHONY: test-upgrade

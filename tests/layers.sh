@@ -3,7 +3,7 @@
 #
 #   phase 1:  lint unit alerts integration   beside   lab-lifecycle lab
 #   phase 2:  e2e                            beside   molecule lab-debian12 e2e-debian12
-#   phase 3:  lab-ha lab-ha-tests            beside   test-upgrade
+#   phase 3:  lab-ha e2e-ha-tests            beside   test-upgrade
 #
 # test-upgrade runs docs/runbooks/upgrade-to-debian13.md, from the Debian 12 lab to the lab; lab-ha
 # brings up the HA layout's lab (inventory/lab-ha) and runs its end-to-end tests.
@@ -69,7 +69,7 @@ if [ $status -eq 0 ]; then
     # Both labs are through their tests: the upgrade runbook moves the Debian 12 lab's data to the
     # lab, which nothing else uses any more; beside it, the HA layout's lab comes up and is tested
     # (its failover included).
-    phase "lab-ha lab-ha-tests" "test-upgrade" || status=1
+    phase "lab-ha e2e-ha-tests" "test-upgrade" || status=1
 fi
 # The machines are thrown away: killed, not powered off (a database host's PostgreSQL would wait
 # at shutdown on WAL archiving to its backup host, going down with it; docs/lab.md).

@@ -1,6 +1,6 @@
 """The HA layout on its lab (inventory/lab-ha, `make lab-ha`): a Patroni cluster of pg1 and pg2
 whose leader lives in the etcd cluster of pg1, pg2 and witness. Run with
-PGSTACK_LAB_INVENTORY=inventory/lab-ha (`make lab-ha-tests`); on another lab the module is skipped.
+PGSTACK_LAB_INVENTORY=inventory/lab-ha (`make e2e-ha-tests`); on another lab the module is skipped.
 
 Seen from the outside: Patroni's REST API over TLS (reading is open, changing needs its user),
 PostgreSQL over TLS as the application roles, the members' own view over SSH. The module ends with
@@ -27,7 +27,7 @@ from helpers import LAB_INVENTORY, assert_nothing_changed, conninfo, netns_iptab
 if "etcd" not in (LAB_INVENTORY / "hosts.yml").read_text():
     pytest.skip(
         "the HA layout's tests run on its lab: PGSTACK_LAB_INVENTORY=inventory/lab-ha"
-        " (make lab-ha-tests)",
+        " (make e2e-ha-tests)",
         allow_module_level=True,
     )
 
@@ -54,16 +54,26 @@ def rest(host: str, path: str, ca_file: Path, timeout: float = 3) -> tuple[int, 
         return error.code, json.loads(error.read() or b"null")
 
 
-def cluster(ca_file: Path) -> dict[str, dict[str, Any]]:
-    """{member: its entry of GET /cluster}, asked of the first member that answers."""
-    for host in MEMBERS:
+def cluster_of(hosts: list[str], ca_file: Path) -> dict[str, dict[str, Any]]:
+    """{member: its entry of GET /cluster}, asked of the first of hosts (members only) that
+    answers; {} when none does."""
+    for host in hosts:
+        if host not in MEMBERS:
+            continue
         try:
             status, body = rest(host, "/cluster", ca_file)
         except OSError:
             continue
         if status == 200:
             return {member["name"]: member for member in body["members"]}
-    raise AssertionError("no member's REST API answers /cluster")
+    return {}
+
+
+def cluster(ca_file: Path) -> dict[str, dict[str, Any]]:
+    """The cluster as the first member that answers sees it."""
+    members = cluster_of(MEMBERS, ca_file)
+    assert members, "no member's REST API answers /cluster"
+    return members
 
 
 def leader(ca_file: Path) -> str:
@@ -397,17 +407,3 @@ def test_the_leader_cut_off_under_writes_fails_over_with_one_primary_at_a_time(
     # Asynchronous: what the cut-off leader committed before it stepped down never reached the
     # new one. Bounded by its time to step down (ttl); reported, and documented in docs/cluster.md.
     assert len(missing) < len(writers.committed)
-
-
-def cluster_of(hosts: list[str], ca_file: Path) -> dict[str, dict[str, Any]]:
-    """GET /cluster asked of these hosts only (those on the majority's side of a partition)."""
-    for host in hosts:
-        if host not in MEMBERS:
-            continue
-        try:
-            status, body = rest(host, "/cluster", ca_file)
-        except OSError:
-            continue
-        if status == 200:
-            return {member["name"]: member for member in body["members"]}
-    return {}
