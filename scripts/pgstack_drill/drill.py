@@ -342,6 +342,26 @@ def execute(
 
     with progress, signals_raise():
         outcome, error, code = _guarded(drill, body)
+    # The outcome is known: a stop from here on waits for the report and the status (a few
+    # milliseconds), so that the last attempt never stays "running".
+    with signals_ignored():
+        return _finish(
+            drill, status_file, current, started_at, outcome=outcome, error=error, code=code
+        )
+
+
+def _finish(
+    drill: Drill,
+    status_file: Path,
+    current: status.Status,
+    started_at: datetime,
+    *,
+    outcome: Outcome | None,
+    error: str | None,
+    code: ExitCode,
+) -> ExitCode:
+    """The verdict, the reports and the attempt's final status, once the drill has ended."""
+    options, clock = drill.options, drill.clock
     if outcome is not None and code == ExitCode.OK:
         missed = verdict(options, outcome)
         if missed:
@@ -363,7 +383,7 @@ def execute(
         exit_code=int(code),
         error=error,
         objectives={"rto_seconds": options.rto_objective, "rpo_seconds": options.rpo_objective},
-        phases=timer.phases,
+        phases=drill.timer.phases,
         facts=drill.facts,
         outcome=dataclasses.asdict(outcome) if outcome is not None else None,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,6 +248,26 @@ def test_a_failing_body_removes_its_scratch_and_records_an_error(
     attempt = last_attempt(dirs)
     assert attempt["result"] == "error"
     assert attempt["exit_code"] == code
+
+
+def test_a_stop_once_the_body_has_ended_still_records_the_verdict(
+    dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while the reports are written: the drill has its outcome and records it; the status
+    never stays "running"."""
+    write_all = drill.report.write_all
+
+    def stopped_while_writing(directory: Path, doc: dict[str, object]) -> Path:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return write_all(directory, doc)
+
+    monkeypatch.setattr(drill.report, "write_all", stopped_while_writing)
+
+    def body(run: drill.Drill) -> drill.Outcome:
+        return drill.Outcome({}, {}, rto_seconds=1)
+
+    assert drill.execute(options(dirs), body, clock=Clock()) == ExitCode.OK
+    assert last_attempt(dirs)["result"] == "passed"
 
 
 def servers(root: Path, *majors: str) -> list[Path]:
