@@ -28,6 +28,8 @@ class Connection:
     sslmode: str
     sslrootcert: Path
     connect_timeout: int
+    # "read-write" with several hosts (a cluster's members): libpq keeps the one that takes writes.
+    target_session_attrs: str = "any"
 
     def conninfo(self, dbname: str) -> str:
         """A libpq connection string without a password (it comes from the passfile)."""
@@ -43,6 +45,7 @@ class Connection:
             sslmode=self.sslmode,
             sslrootcert=str(self.sslrootcert),
             connect_timeout=self.connect_timeout,
+            target_session_attrs=self.target_session_attrs,
             application_name="pgstack-backup",
         )
 
@@ -113,12 +116,16 @@ def parse_config(data: Any, source: str) -> Config:
     conn = _mapping(
         top["connection"],
         where,
-        {"host", "port", "user", "passfile", "sslmode", "sslrootcert", "connect_timeout"},
+        {"host", "port", "user", "passfile", "sslmode", "sslrootcert", "connect_timeout",
+         "target_session_attrs"},
         {"host", "user", "passfile", "sslrootcert"},
-    )
+    )  # fmt: skip
     sslmode = conn.get("sslmode", "verify-full")
     if sslmode not in ("verify-full", "verify-ca", "require"):
         raise ConfigError(f"{where}.sslmode: must be verify-full, verify-ca or require")
+    target_session_attrs = conn.get("target_session_attrs", "any")
+    if target_session_attrs not in ("any", "read-write"):
+        raise ConfigError(f"{where}.target_session_attrs: must be any or read-write")
     connection = Connection(
         host=_str(conn["host"], f"{where}.host"),
         port=_int(conn.get("port", 5432), f"{where}.port", 1, 65535),
@@ -127,6 +134,7 @@ def parse_config(data: Any, source: str) -> Config:
         sslmode=sslmode,
         sslrootcert=_path(conn["sslrootcert"], f"{where}.sslrootcert"),
         connect_timeout=_int(conn.get("connect_timeout", 10), f"{where}.connect_timeout", 1, 600),
+        target_session_attrs=target_session_attrs,
     )
 
     databases = top["databases"]

@@ -192,6 +192,7 @@ class Lab:
                             f" (pgstack-lab down {host.name}), then bring it up again"
                         )
                     log.info("%s is running: reusing it", host.name)
+                    machine.write_hosts(spec)
                     machine.harvest_packages(self.apt_archive(host.release))
                     continue
                 self._clean_host(host, machine)

@@ -177,6 +177,10 @@ class Machine:
         except (OSError, IndexError):
             return None
 
+    def write_hosts(self, spec: LabSpec) -> None:
+        """Rewrite a running machine's /etc/hosts for the inventory's hosts (some may be new)."""
+        write_hosts_file(self.rootfs, spec)
+
     # --- making ----------------------------------------------------------------------------
     def create_rootfs(
         self, image: Path, host: HostSpec, spec: LabSpec, authorized_key: str, runner: Runner
@@ -187,9 +191,7 @@ class Machine:
         tmp = self.dir / "rootfs.tmp"
         runner.run(["cp", "-a", "--reflink=auto", str(image), str(tmp)])
         (tmp / "etc/hostname").write_text(host.name + "\n")
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-        lines += [f"{h.address}\t{h.fqdn(spec.domain)}\t{h.name}" for h in spec.hosts]
-        (tmp / "etc/hosts").write_text("\n".join(lines) + "\n")
+        write_hosts_file(tmp, spec)
         ssh_dir = tmp / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         (ssh_dir / "authorized_keys").write_text(authorized_key.strip() + "\n")
@@ -400,3 +402,10 @@ class Machine:
                     f"{timeout:.0f} s after the machine stopped; not removing it"
                 )
             time.sleep(0.2)
+
+
+def write_hosts_file(root: Path, spec: LabSpec) -> None:
+    """/etc/hosts under root: every host of the inventory by address, FQDN and name."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines += [f"{h.address}\t{h.fqdn(spec.domain)}\t{h.name}" for h in spec.hosts]
+    (root / "etc/hosts").write_text("\n".join(lines) + "\n")

@@ -3,12 +3,14 @@ whose leader lives in the etcd cluster of pg1, pg2 and witness. Run with
 PGSTACK_LAB_INVENTORY=inventory/lab-ha (`make e2e-ha-tests`); on another lab the module is skipped.
 
 Seen from the outside: Patroni's REST API over TLS (reading is open, changing needs its user),
-PostgreSQL over TLS as the application roles, the members' own view over SSH. The module ends with
-the failover: the leader's machine killed under writes, and the member rebuilt by a converge.
+PostgreSQL over TLS as the application roles (from the controller, and from app1 with its env
+file), pgBackRest on the backup host, the members' own view over SSH. The module ends with the
+failover: the leader cut off under writes.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import threading
@@ -22,7 +24,15 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import AnsiblePlaybook, group_hosts, lab_host
-from helpers import LAB_INVENTORY, assert_nothing_changed, conninfo, netns_iptables, sh, wait_for
+from helpers import (
+    LAB_INVENTORY,
+    as_app,
+    assert_nothing_changed,
+    conninfo,
+    netns_iptables,
+    sh,
+    wait_for,
+)
 
 if "etcd" not in (LAB_INVENTORY / "hosts.yml").read_text():
     pytest.skip(
@@ -201,6 +211,22 @@ def test_haproxy_on_every_proxy_host_reaches_the_leader_with_verify_full(
             assert client == lab_host(proxy).address
 
 
+def test_the_application_env_file_leads_through_haproxy_on_its_own_host(ca_file: Path) -> None:
+    """app1 is a HAProxy host: its env file's URLs name app1 and HAProxy's ports, verify-full."""
+    primary = lab_host(leader(ca_file)).address
+    query = "SELECT pg_is_in_recovery(), coalesce(host(inet_server_addr()), '')"
+    seen = {}
+    for url in ("DATABASE_URL", "DIRECT_DATABASE_URL", "REPLICA_DATABASE_URL"):
+        proc = as_app("app", f'psql "${url}" -XAtq -F " " -c "{query}"')
+        assert proc.returncode == 0, (url, proc.stdout, proc.stderr)
+        seen[url] = proc.stdout.split()
+    urls = as_app("app", "env | grep DATABASE_URL= | sed 's/:[^:@]*@/:***@/'").stdout
+    assert urls.count("@app1.pgstack.internal:500") == 3, urls
+    assert seen["DATABASE_URL"][0] == "f"
+    assert seen["DIRECT_DATABASE_URL"] == ["f", primary]
+    assert seen["REPLICA_DATABASE_URL"][0] == "t"
+
+
 def test_only_patroni_runs_the_server(ca_file: Path) -> None:
     for host in MEMBERS:
         unit = "postgresql@$(ls /etc/postgresql)-main.service"
@@ -267,6 +293,105 @@ def test_a_setting_changes_on_every_member_through_patroni_and_a_restart_is_repo
     settled_on_every_member("log_min_duration_statement", "-1")
     for host in MEMBERS:
         assert cluster(ca_file)[host].get("pending_restart") is None
+
+
+# --- backups and switchover
+
+
+def backup_host() -> str:
+    (host,) = group_hosts("backup")
+    return host
+
+
+def pgbackrest(command: str) -> str:
+    return sh(backup_host(), f"sudo -u postgres pgbackrest --stanza=main {command}")
+
+
+def test_a_backup_copies_the_data_files_from_the_standby(ca_file: Path) -> None:
+    standby = lab_host(next(m for m in MEMBERS if m != leader(ca_file))).fqdn
+    out = pgbackrest("--type=incr --log-level-console=detail backup")
+    # pgBackRest names the host of each file it copies: the data files come from the standby.
+    copied = [line for line in out.splitlines() if "backup file " in line]
+    assert copied, out[-2000:]
+    assert any(f"backup file {standby}:" in line for line in copied), copied[:5]
+    info = json.loads(pgbackrest("--output=json info"))
+    assert info[0]["status"]["code"] == 0, info
+
+
+def test_a_switchover_moves_the_writes_and_the_archiving_to_the_other_member(
+    ca_file: Path, app_password: str, migration_password: str
+) -> None:
+    """A planned switchover under writes through app1's URL: the writes stop for a few seconds,
+    nothing acknowledged is lost, and the new primary's WAL reaches the repository."""
+    old = leader(ca_file)
+    (new,) = [m for m in MEMBERS if m != old]
+    dsn = conninfo(lab_host("app1"), "app", ca_file, port=DIRECT_PORT)
+    owner = conninfo(lab_host("app1"), "app_migration", ca_file, port=DIRECT_PORT)
+    with psycopg.connect(owner, password=migration_password, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS ha_switchover")
+        conn.execute("CREATE TABLE ha_switchover (n bigint PRIMARY KEY)")
+    committed: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        counter, conn = 0, None
+        while not stop.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(dsn, password=app_password, connect_timeout=2)
+                counter += 1
+                with conn.transaction():
+                    conn.execute("INSERT INTO ha_switchover VALUES (%s)", (counter,))
+                committed.append((time.monotonic(), counter))
+            except psycopg.Error:
+                conn = None
+                time.sleep(0.05)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        wait_for("writes before the switchover", lambda: len(committed) > 50, 30, 0.2)
+        major = sh(old, "ls /etc/postgresql").strip()
+        sh(
+            old,
+            f"patronictl -c {PATRONI_CONFIG.format(major=major)} switchover {SCOPE}"
+            f" --leader {old} --candidate {new} --force",
+        )
+        wait_for("the new leader", lambda: healthy(ca_file) and leader(ca_file) == new, 120, 1)
+        started = len(committed)
+        wait_for("commits after the switchover", lambda: len(committed) > started + 50, 60, 0.2)
+    finally:
+        stop.set()
+        writer.join(30)
+    times = [t for t, _ in committed]
+    window = max(b - a for a, b in itertools.pairwise(times))
+    with connect(new, ca_file, app_password) as conn:
+        rows = {r[0] for r in conn.execute("SELECT n FROM ha_switchover").fetchall()}
+    missing = sorted({n for _, n in committed} - rows)
+    print(
+        f"\nswitchover {old} -> {new}: longest gap between two commits {window:.2f} s;"
+        f" {len(committed)} commits, {len(missing)} missing"
+    )
+    assert missing == []
+    assert window < 10, window
+    # pgbackrest check (on the repository host) finds the new primary, switches its WAL and
+    # waits for the segment in the repository.
+    pgbackrest("check")
+
+
+def test_a_re_initialised_replica_is_restored_from_the_repository(ca_file: Path) -> None:
+    primary = leader(ca_file)
+    (replica,) = [m for m in MEMBERS if m != primary]
+    major = sh(replica, "ls /etc/postgresql").strip()
+    since = sh(replica, "date '+%Y-%m-%d %H:%M:%S'").strip()
+    sh(
+        replica,
+        f"patronictl -c {PATRONI_CONFIG.format(major=major)} reinit {SCOPE} {replica}"
+        " --force --wait",
+    )
+    wait_for("the replica streaming again", lambda: healthy(ca_file), 180, 2)
+    journal = sh(replica, f"journalctl -u 'patroni@*' --since '{since}' --no-pager -o cat")
+    assert "replica has been created using pgbackrest" in journal, journal[-3000:]
 
 
 # --- failover

@@ -66,12 +66,26 @@ def test_the_rendered_shape_is_accepted(codename: str) -> None:
         ({"retention": {"keep": 1}}, "pg_dump.yml: retention: unknown key(s) keep"),
         ({"connection": {**GOOD["connection"], "sslmode": "disable"}}, "connection.sslmode"),
         ({"connection": {**GOOD["connection"], "password": "x"}}, "unknown key(s) password"),
+        (
+            {"connection": {**GOOD["connection"], "target_session_attrs": "standby"}},
+            "connection.target_session_attrs",
+        ),
     ],
 )
 def test_problems_name_their_location(change: dict[str, Any], where: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         parse_config({**GOOD, **change}, "pg_dump.yml")
     assert where in str(excinfo.value)
+
+
+def test_a_cluster_is_reached_at_whichever_member_takes_writes() -> None:
+    hosts = "pg1.pgstack.internal,pg2.pgstack.internal"
+    connection = {**GOOD["connection"], "host": hosts, "target_session_attrs": "read-write"}
+    cluster = parse_config({**GOOD, "connection": connection}, "pg_dump.yml").connection
+    assert f"host={hosts}" in cluster.conninfo("app")
+    assert "target_session_attrs=read-write" in cluster.conninfo("app")
+    single = parse_config(GOOD, "pg_dump.yml").connection
+    assert "target_session_attrs=any" in single.conninfo("app")
 
 
 def test_cli_reports_a_bad_config_as_usage_error(tmp_path: Path) -> None:

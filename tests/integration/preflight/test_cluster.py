@@ -35,8 +35,14 @@ ONE_HOST = {
 TWO_POSTGRES = {"postgres": ["db1", "db2"], "pgbouncer": ["db1"], "backup": ["backup1"]}
 # The HA layout: a Patroni cluster of two members and a witness for etcd's majority.
 HA = {"postgres": ["db1", "db2"], "etcd": ["db1", "db2", "witness"], "monitoring": ["mon1"]}
-# The same with roles that reach one database server.
-HA_SINGLE_SERVER = {**HA, "pgbouncer": ["db1", "db2"], "backup": ["backup1"], "app": ["app1"]}
+# The same with PgBouncer on each member, a backup host and an application host behind HAProxy.
+HA_WHOLE = {
+    **HA,
+    "pgbouncer": ["db1", "db2"],
+    "backup": ["backup1"],
+    "app": ["app1"],
+    "haproxy": ["db1", "db2", "witness", "app1"],
+}
 NO_POSTGRES = {"backup": ["backup1"], "redis": ["cache1"]}
 NO_BACKUP = {"postgres": ["db1"], "pgbouncer": ["db1"]}
 
@@ -53,7 +59,7 @@ CASES = {
     "no-postgres": "refused",
     "no-backup": "refused",
     "ha": "default",
-    "ha-single-server": "refused",
+    "ha-whole": "default",
 }
 PASSED = "pgstack-test: passed"
 
@@ -111,7 +117,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, di
         "no-postgres": NO_POSTGRES,
         "no-backup": NO_BACKUP,
         "ha": HA,
-        "ha-single-server": HA_SINGLE_SERVER,
+        "ha-whole": HA_WHOLE,
     }
     found = {}
     for name, groups in layouts.items():
@@ -198,16 +204,17 @@ def test_more_than_one_host_in_group_postgres_with_etcd_is_a_patroni_cluster(
         assert view["role_hosts"] == expected
 
 
-def test_a_patroni_cluster_refuses_the_roles_that_reach_one_server(
+def test_a_patroni_cluster_is_backed_up_and_served_like_one_host(
     outcomes: dict[str, dict[str, dict[str, Any]]],
 ) -> None:
-    message = (
-        "Group postgres has 2 hosts (db1, db2), a Patroni cluster, but the roles of groups"
-        " backup, app reach one database server and do not follow the cluster's leader."
-        " Leave these groups empty with a cluster of more than one host, or put one host in group"
-        " postgres."
-    )
-    assert outcomes["ha-single-server"]["refused"] == refused_everywhere(HA_SINGLE_SERVER, message)
+    for view in views(outcomes["ha-whole"], "default", HA_WHOLE):
+        assert view["ha"] is True
+        # Every member pushes WAL to the repository and may become the primary.
+        assert view["role_hosts"]["pgbackrest"] == ["backup1", "db1", "db2"]
+        assert view["role_hosts"]["restore_drill"] == ["backup1", "db1", "db2"]
+        assert view["role_hosts"]["app_env"] == ["app1"]
+        layout = {**HA_WHOLE, "all": hosts_of(HA_WHOLE)}
+        assert view["role_hosts"] == {role: role_hosts(role, layout) for role in role_groups()}
 
 
 def test_roles_that_need_postgresql_need_group_postgres(

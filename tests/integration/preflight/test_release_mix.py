@@ -197,7 +197,7 @@ def test_a_mixed_pair_is_refused_by_the_pgbackrest_checks_on_both_hosts(
         _, backup, db, _ = CASES[case]
         message = (
             f"{host(case, 'backup')} runs pgBackRest {facts(backup)['pgbackrest']}"
-            f" (Debian {backup}) and {host(case, 'db')} {facts(db)['pgbackrest']}"
+            f" (Debian {backup}), {host(case, 'db')} runs pgBackRest {facts(db)['pgbackrest']}"
             f" (Debian {db}): the repository and"
             " database hosts must run the same pgBackRest version; put them on the same Debian"
             " release."
@@ -220,9 +220,9 @@ def test_a_run_without_the_other_host_is_refused(
     assert outcomes[case] == {
         db: [
             "Check the pgbackrest input rules",
-            f"{backup}, the repository host of stanza main, is not in this run: its pgBackRest"
-            f" version cannot be compared with {db}'s, and the two must be the same. Run the play"
-            f" on both hosts (a --limit must include {backup} and {db}).",
+            f"{backup}, of stanza main (repository host {backup}, database hosts {db}), not in"
+            f" this run: its pgBackRest version cannot be compared with {db}'s, and all must be"
+            f" the same. Run the play on all of them (a --limit must include {backup} and {db}).",
         ]
     }
 
