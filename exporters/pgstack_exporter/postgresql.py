@@ -1,7 +1,8 @@
 """PostgreSQL: one connection per server, and the scrape that runs its collectors on it.
 
-The collectors (server, settings, activity, databases, replication, slots, sizes, filesystem,
-archiver) live in ``collectors/``; each runs its own queries on the session handed to it.
+The collectors (server, settings, activity, databases, replication, recovery, slots, sizes,
+filesystem, archiver) live in ``collectors/``; each runs its own queries on the session handed
+to it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The six dashboards. Every pgstack_* metric is in docs/metrics.md (the Hosts board reads the node
-exporter's node_* metrics); thresholds are the alert rules' own (alerts/*.rules.yml), or the
-exporter's deadlines where no rule exists."""
+"""The seven dashboards. Every pgstack_* metric is in docs/metrics.md (the Hosts board reads the
+node exporter's node_* metrics, the Cluster board Patroni's and etcd's too); thresholds are the
+alert rules' own (alerts/*.rules.yml), or the exporter's deadlines where no rule exists."""
 
 from __future__ import annotations
 
@@ -1092,6 +1092,161 @@ FILESYSTEMS = (
     'fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|iso9660|autofs", instance=~"$instance"'
 )
 # -1: the timex collector failed, so the clock's state is unknown.
+# --- cluster
+
+# Each query must have a series on a single database host as well (tests/e2e/test_dashboards.py
+# runs them on the one-host lab): the members' panels read pgstack-exporter, which runs on every
+# PostgreSQL server, and Patroni's view falls back to "no Patroni" (-1) for a server without it;
+# etcd's counts fall back to 0 members.
+# alerts/cluster.rules.yml: EtcdFrequentLeaderChanges (more than 3 elections in 15 minutes).
+ETCD_ELECTIONS = 3
+# Patroni's view of a member: its REST API answering, its PostgreSQL running, the leader or not.
+PATRONI_MEMBER = (
+    f"max by (instance) ((patroni_primary{{{INSTANCE}}} + 1)"
+    f" * patroni_postgres_running{{{INSTANCE}}})"
+    f' or on (instance) (max by (instance) (up{{job="patroni", {INSTANCE}}}) * 0)'
+    f" or on (instance) (max by (instance) (pgstack_postgresql_in_recovery{{{INSTANCE}}}) * 0 - 1)"
+)
+PATRONI_MAPPINGS = (
+    ("-1", "no Patroni", BLUE),
+    ("0", "down", RED),
+    ("1", "replica", GREEN),
+    ("2", "leader", GREEN),
+)
+
+CLUSTER = Board(
+    uid="pgstack-cluster",
+    title="pgstack / Cluster",
+    description="The HA layout: the members and their role, replication lag, changes of leader, "
+    "etcd's members. A single database host shows as one member without Patroni.",
+    tags=("pgstack", "postgresql", "patroni", "etcd"),
+    variables=(instance_variable("pgstack_postgresql_in_recovery"),),
+    rows=(
+        Row(
+            "Members",
+            (
+                stat(
+                    "Patroni",
+                    "What Patroni makes of each member: the leader, a replica, or down (its REST "
+                    "API does not answer, or its PostgreSQL is not running: PatroniMemberDown); no "
+                    "Patroni on a single database host.",
+                    PATRONI_MEMBER,
+                    "{{instance}}",
+                    mappings=PATRONI_MAPPINGS,
+                    steps=(Step(None, BLUE),),
+                    width=6,
+                ),
+                stat(
+                    "Role",
+                    "The role each member's server reports to the exporter: primary, or replica "
+                    "while in recovery (PatroniMultiplePrimaries when two are primaries).",
+                    f"max by (target) (pgstack_postgresql_in_recovery{{{INSTANCE}}})",
+                    "{{target}}",
+                    mappings=(("0", "primary", BLUE), ("1", "replica", BLUE)),
+                    steps=(Step(None, BLUE),),
+                    width=6,
+                ),
+                stat(
+                    "WAL receiver",
+                    "Does each replica stream WAL from the primary (PostgresqlReplicaNotStreaming "
+                    "when not for 2 min)? A primary receives none.",
+                    f"max by (target) (pgstack_postgresql_in_recovery{{{INSTANCE}}}"
+                    f" + pgstack_postgresql_wal_receiver_streaming{{{INSTANCE}}})",
+                    "{{target}}",
+                    mappings=(
+                        ("0", "primary", BLUE),
+                        ("1", "not streaming", RED),
+                        ("2", "streaming", GREEN),
+                    ),
+                    steps=(Step(None, BLUE),),
+                    width=6,
+                ),
+                stat(
+                    "Role changes",
+                    "Promotions and demotions the exporters saw in the last hour: a failover or "
+                    "switchover is one of each (PatroniLeaderChanged).",
+                    f"sum(changes(pgstack_postgresql_in_recovery{{{INSTANCE}}}[1h]))",
+                    steps=above(1),
+                    width=6,
+                ),
+            ),
+        ),
+        Row(
+            "Replication",
+            (
+                series(
+                    "Replay lag",
+                    "Age of the last transaction each replica replayed while WAL it received "
+                    "waits for replay (0 when caught up, and on the primary).",
+                    Query(
+                        "max by (target, role) (pgstack_postgresql_replay_lag_seconds"
+                        f"{{{INSTANCE}}} * on (job, instance, target) group_left (role) "
+                        f"pgstack_postgresql_role{{{INSTANCE}}})",
+                        "{{target}} ({{role}})",
+                    ),
+                    unit="s",
+                    min_value=0,
+                    width=8,
+                ),
+                series(
+                    "WAL received, not replayed",
+                    "WAL bytes each replica has received and not replayed yet.",
+                    Query(
+                        f"max by (target) (pgstack_postgresql_replay_lag_bytes{{{INSTANCE}}})",
+                        "{{target}}",
+                    ),
+                    unit="bytes",
+                    min_value=0,
+                    width=8,
+                ),
+                series(
+                    "Primary over time",
+                    "1 while a member runs as the primary: a step from one member to another is a "
+                    "change of leader.",
+                    Query(
+                        f"max by (target) (1 - pgstack_postgresql_in_recovery{{{INSTANCE}}})",
+                        "{{target}}",
+                    ),
+                    min_value=0,
+                    max_value=1,
+                    width=8,
+                ),
+            ),
+        ),
+        Row(
+            "etcd",
+            (
+                Panel(
+                    "etcd members",
+                    "etcd's members, those Prometheus scrapes, and those that see a leader "
+                    "(EtcdMemberDown, EtcdNoLeader): etcd takes writes while a majority has one; 0 "
+                    "without a cluster.",
+                    (
+                        Query('count(up{job="etcd"}) or vector(0)', "members"),
+                        Query('count(up{job="etcd"} == 1) or vector(0)', "up"),
+                        Query("count(etcd_server_has_leader == 1) or vector(0)", "with a leader"),
+                    ),
+                    Kind.STAT,
+                    steps=(Step(None, BLUE),),
+                    width=8,
+                ),
+                series(
+                    "etcd elections",
+                    "Leader elections etcd saw in 15 minutes, at the member that saw most (orange "
+                    "past 3: EtcdFrequentLeaderChanges); 0 without a cluster.",
+                    Query(
+                        "max(increase(etcd_server_leader_changes_seen_total[15m])) or vector(0)",
+                        "elections in 15 min",
+                    ),
+                    steps=above(ETCD_ELECTIONS),
+                    min_value=0,
+                    width=16,
+                ),
+            ),
+        ),
+    ),
+)
+
 SYNC_MAPPINGS = (("-1", "unknown", ORANGE), ("0", "no", RED), ("1", "yes", GREEN))
 
 HOSTS = Board(
@@ -1183,4 +1338,4 @@ HOSTS = Board(
     ),
 )
 
-BOARDS = (OVERVIEW, POSTGRESQL, PGBOUNCER, REDIS, BACKUPS, HOSTS)
+BOARDS = (OVERVIEW, POSTGRESQL, PGBOUNCER, REDIS, BACKUPS, CLUSTER, HOSTS)

@@ -46,7 +46,7 @@ def test_check_fails_on_a_stale_file_and_passes_once_written(
     assert main(["--output-dir", str(tmp_path), "--check"]) == 1
 
 
-def test_the_six_dashboards_have_stable_unique_uids() -> None:
+def test_the_seven_dashboards_have_stable_unique_uids() -> None:
     uids = {name: board["uid"] for name, board in boards().items()}
     assert uids == {
         "overview.json": "pgstack-overview",
@@ -54,6 +54,7 @@ def test_the_six_dashboards_have_stable_unique_uids() -> None:
         "pgbouncer.json": "pgstack-pgbouncer",
         "redis.json": "pgstack-redis",
         "backups.json": "pgstack-backups",
+        "cluster.json": "pgstack-cluster",
         "hosts.json": "pgstack-hosts",
     }
 

@@ -111,7 +111,18 @@ PG_ANSWERS: dict[str, Any] = {
     "replication": [
         {"standby": "db2", "client_addr": "10.0.0.2", "lag_seconds": 0.5, "lag_bytes": 4096}
     ],
-    "slots": [{"slot_name": "db2", "slot_type": "physical", "retained": 16_777_216}],
+    # A primary: no WAL receiver, and NULL receive and replay positions and replay time.
+    "recovery": [
+        {
+            "in_recovery": False,
+            "receiver_status": None,
+            "unreplayed_bytes": None,
+            "last_replay_age": None,
+        }
+    ],
+    "slots": [
+        {"slot_name": "db2", "slot_type": "physical", "active": True, "retained": 16_777_216}
+    ],
     "sizes": [{"datname": "app", "size": 7_000_000}],
     # No WAL archived or failed yet: PostgreSQL reports NULL times (the query maps them to 0).
     "archiver": [
@@ -290,6 +301,12 @@ def test_postgresql_metrics_from_its_views() -> None:
     assert v("pgstack_postgresql_longest_idle_in_transaction_seconds", t) == 7
     assert v("pgstack_postgresql_blocked_backends", t) == 1
     assert v("pgstack_postgresql_in_recovery", t) == 0
+    assert v("pgstack_postgresql_role", {**t, "role": "primary"}) == 1
+    assert v("pgstack_postgresql_role", {**t, "role": "replica"}) is None
+    # A primary receives and replays nothing.
+    assert v("pgstack_postgresql_wal_receiver_streaming", t) == 0
+    assert v("pgstack_postgresql_replay_lag_seconds", t) == 0
+    assert v("pgstack_postgresql_replay_lag_bytes", t) == 0
     assert (
         v(
             "pgstack_postgresql_replication_lag_bytes",
@@ -303,6 +320,13 @@ def test_postgresql_metrics_from_its_views() -> None:
             {**t, "slot": "db2", "slot_type": "physical"},
         )
         == 16_777_216
+    )
+    assert (
+        v(
+            "pgstack_postgresql_replication_slot_active",
+            {**t, "slot": "db2", "slot_type": "physical"},
+        )
+        == 1
     )
     assert v("pgstack_postgresql_wal_bytes_total", t) == 50_331_648
     assert v("pgstack_postgresql_database_size_bytes", {**t, "database": "app"}) == 7_000_000
@@ -334,6 +358,70 @@ def test_no_standby_and_no_slot_give_zero_counts_and_no_lag_series() -> None:
     assert reg.get_sample_value("pgstack_postgresql_replication_slots", {"target": "db1"}) == 0
     names = {s.name for m in reg.collect() for s in m.samples}
     assert "pgstack_postgresql_replication_lag_seconds" not in names
+
+
+def standby_answers(status: str | None, unreplayed: float | None, age: float) -> dict[str, Any]:
+    """A standby's answers: in recovery, its WAL receiver in ``status`` (None: no receiver),
+    ``unreplayed`` bytes received and not replayed, its last replayed transaction ``age`` s old."""
+    recovery = {
+        "in_recovery": True,
+        "receiver_status": status,
+        "unreplayed_bytes": None if unreplayed is None else Decimal(unreplayed),
+        "last_replay_age": Decimal(age),
+    }
+    return {
+        **PG_ANSWERS,
+        "server": [{**PG_ANSWERS["server"][0], "in_recovery": True}],
+        "recovery": [recovery],
+        "replication": [],
+    }
+
+
+def test_a_standby_is_a_replica_and_reports_its_receiver_and_replay_lag() -> None:
+    answers = standby_answers("streaming", 8192, 12.5)
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=FakeSqlConnector(answers))
+    t = {"target": "db1"}
+    v = reg.get_sample_value
+    assert v("pgstack_postgresql_in_recovery", t) == 1
+    assert v("pgstack_postgresql_role", {**t, "role": "replica"}) == 1
+    assert v("pgstack_postgresql_role", {**t, "role": "primary"}) is None
+    assert v("pgstack_postgresql_wal_receiver_streaming", t) == 1
+    assert v("pgstack_postgresql_replay_lag_seconds", t) == 12.5
+    assert v("pgstack_postgresql_replay_lag_bytes", t) == 8192
+
+
+def test_a_standby_that_replayed_all_it_received_has_no_lag() -> None:
+    """However old its last transaction: the primary may simply have written nothing since."""
+    answers = standby_answers("streaming", 0, 3600)
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=FakeSqlConnector(answers))
+    t = {"target": "db1"}
+    assert reg.get_sample_value("pgstack_postgresql_replay_lag_seconds", t) == 0
+    assert reg.get_sample_value("pgstack_postgresql_replay_lag_bytes", t) == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "unreplayed"),
+    [(None, None), ("waiting", 0), ("starting", 0), ("stopping", 4096)],
+    ids=["no-receiver", "waiting", "starting", "stopping"],
+)
+def test_a_standby_whose_receiver_does_not_stream(status: str | None, unreplayed: float) -> None:
+    """No WAL receiver (nothing to connect to, or replaying from an archive), or one that is not
+    streaming yet or any more: 0; a receive position it never had reads as nothing to replay."""
+    answers = standby_answers(status, unreplayed, 60)
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=FakeSqlConnector(answers))
+    t = {"target": "db1"}
+    assert reg.get_sample_value("pgstack_postgresql_wal_receiver_streaming", t) == 0
+    lag = reg.get_sample_value("pgstack_postgresql_replay_lag_seconds", t)
+    assert lag == (60 if unreplayed else 0)
+    assert reg.get_sample_value("pgstack_postgresql_replay_lag_bytes", t) == (unreplayed or 0)
+
+
+def test_an_unused_slot_is_inactive() -> None:
+    slot = {"slot_name": "db2", "slot_type": "physical", "active": False, "retained": 0}
+    answers = {**PG_ANSWERS, "slots": [slot]}
+    _exp, reg = registry_of(config(postgresql=[PG]), sql=FakeSqlConnector(answers))
+    labels = {"target": "db1", "slot": "db2", "slot_type": "physical"}
+    assert reg.get_sample_value("pgstack_postgresql_replication_slot_active", labels) == 0
 
 
 def test_one_failing_query_fails_its_collector_but_not_the_target() -> None:

@@ -105,6 +105,7 @@ def test_the_no_collector_flag_of_a_part_and_of_its_group() -> None:
         ("times", "activity"),
         ("databases", "databases"),
         ("replication", "replication"),
+        ("recovery", "recovery"),
         ("slots", "slots"),
         ("sizes", "sizes"),
         ("data_directory", "filesystem"),
@@ -218,23 +219,32 @@ NULLS = {
     "replication": [
         {"standby": "db2", "client_addr": "local", "lag_seconds": None, "lag_bytes": None}
     ],
-    "slots": [{"slot_name": "s", "slot_type": "logical", "retained": None}],
+    "recovery": [
+        {
+            "in_recovery": None,
+            "receiver_status": None,
+            "unreplayed_bytes": None,
+            "last_replay_age": None,
+        }
+    ],
+    "slots": [{"slot_name": "s", "slot_type": "logical", "active": None, "retained": None}],
     "sizes": [{"datname": "app", "size": None}],
 }
 
 
 @pytest.mark.parametrize(
-    "name", ["server", "activity", "databases", "replication", "slots", "sizes"]
+    "name", ["server", "activity", "databases", "replication", "recovery", "slots", "sizes"]
 )
 def test_null_values_read_as_zero(name: str) -> None:
     _spec, collect = bound(name, config(postgresql=[PG]).postgresql[0])
     samples = collect(FakeSqlSession({**PG_ANSWERS, **NULLS}))
-    # Row counts and the sizes' age are never NULL.
+    # Row counts and the sizes' age are never NULL; the role is 1 for the one it names.
     counts = {
         "postgresql_connections",
         "postgresql_replication_standbys",
         "postgresql_replication_slots",
         "postgresql_database_size_age_seconds",
+        "postgresql_role",
     }
     values = [s.value for s in samples if s.spec.name not in counts]
     assert values

@@ -1,5 +1,5 @@
-"""server: whether a PostgreSQL server is a standby, when it started, its WAL position, and who
-writes its shared buffers out (checkpoints, the background writer, backends).
+"""server: whether a PostgreSQL server is a standby (and so its role), when it started, its WAL
+position, and who writes its shared buffers out (checkpoints, the background writer, backends).
 
 The checkpoint and background writer figures moved between releases, and are read where the
 server's version (``server_version_num``) keeps them, under the same metric names everywhere:
@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 
 IN_RECOVERY = gauge(
     "postgresql_in_recovery", "1 on a standby (in recovery), 0 on a primary.", "target"
+)
+# The same fact as a label, to join other series on (a Patroni member's role changes at failover).
+ROLE = gauge(
+    "postgresql_role",
+    "1 for the server's role: primary, or replica while in recovery.",
+    "target",
+    "role",
 )
 START_TIME = gauge(
     "postgresql_start_time_seconds", "When the server started (Unix time).", "target"
@@ -181,8 +188,10 @@ def writes(session: SqlSession, version: int, target: str) -> list[Sample]:
 def factory(config: PostgresConfig, _clock: Clock) -> Collect[SqlSession]:
     def collect(session: SqlSession) -> list[Sample]:
         row = session.query("server", QUERY)[0]
+        role = "replica" if row["in_recovery"] else "primary"
         out = [
             sample(IN_RECOVERY, 1.0 if row["in_recovery"] else 0.0, target=config.name),
+            sample(ROLE, 1.0, target=config.name, role=role),
             sample(START_TIME, number(row["start_time"]), target=config.name),
             sample(WAL_BYTES, number(row["wal_bytes"]), target=config.name),
         ]
@@ -202,6 +211,7 @@ COLLECTOR = CollectorSpec(
     kind=KIND,
     metrics=(
         IN_RECOVERY,
+        ROLE,
         START_TIME,
         WAL_BYTES,
         CHECKPOINTS_TIMED,

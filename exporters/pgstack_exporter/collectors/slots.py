@@ -1,4 +1,4 @@
-"""slots: the replication slots of a server and the WAL each one keeps."""
+"""slots: the replication slots of a server, whether each is in use, and the WAL each keeps."""
 
 from __future__ import annotations
 
@@ -16,10 +16,18 @@ RETAINED = gauge(
     "slot",
     "slot_type",
 )
+ACTIVE = gauge(
+    "postgresql_replication_slot_active",
+    "1 while a consumer (a standby's WAL receiver) uses a replication slot.",
+    "target",
+    "slot",
+    "slot_type",
+)
 SLOTS = gauge("postgresql_replication_slots", "Replication slots on this server.", "target")
 
 QUERY = f"""
-SELECT slot_name, slot_type, coalesce(pg_wal_lsn_diff({CURRENT_LSN}, restart_lsn), 0) AS retained
+SELECT slot_name, slot_type, active,
+       coalesce(pg_wal_lsn_diff({CURRENT_LSN}, restart_lsn), 0) AS retained
   FROM pg_replication_slots
 """  # noqa: S608 (built from constants only)
 
@@ -28,21 +36,23 @@ def factory(config: PostgresConfig, _clock: Clock) -> Collect[SqlSession]:
     def collect(session: SqlSession) -> list[Sample]:
         rows = session.query("slots", QUERY)
         out = [sample(SLOTS, len(rows), target=config.name)]
-        out += [
-            sample(
-                RETAINED,
-                number(row["retained"]),
-                target=config.name,
-                slot=str(row["slot_name"]),
-                slot_type=str(row["slot_type"]),
-            )
-            for row in rows
-        ]
+        for row in rows:
+            labels = {
+                "target": config.name,
+                "slot": str(row["slot_name"]),
+                "slot_type": str(row["slot_type"]),
+            }
+            out.append(sample(RETAINED, number(row["retained"]), **labels))
+            out.append(sample(ACTIVE, 1.0 if row["active"] else 0.0, **labels))
         return out
 
     return collect
 
 
 COLLECTOR = CollectorSpec(
-    name="slots", kind=KIND, metrics=(RETAINED, SLOTS), factory=factory, part_of="postgresql"
+    name="slots",
+    kind=KIND,
+    metrics=(RETAINED, ACTIVE, SLOTS),
+    factory=factory,
+    part_of="postgresql",
 )
