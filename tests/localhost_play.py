@@ -43,6 +43,23 @@ def run_plays(
     )  # fmt: skip
 
 
+def case_task(
+    name: str, variables: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], outcome: str
+) -> dict[str, Any]:
+    """One case of a play of cases: its steps in a block with its variables, then a task
+    "outcome <name>" with [outcome] (a template of what the steps made); when a step fails, that
+    task holds the failure's message instead (case_messages reads both)."""
+    return {
+        "name": f"case {name}",
+        "vars": dict(variables),
+        "block": [*steps, {"name": f"outcome {name}", "ansible.builtin.debug": {"msg": [outcome]}}],
+        "rescue": [
+            {"name": f"outcome {name}",
+             "ansible.builtin.debug": {"msg": "{{ [ansible_failed_result.msg] }}"}},
+        ],
+    }  # fmt: skip
+
+
 def case_messages(report: str, host: str = "localhost") -> dict[str, Any]:
     """The message of every task named "outcome <case>" in a JSON report, by case: the plays
     record each case's result (a failure's message, or what it rendered) in such a task."""

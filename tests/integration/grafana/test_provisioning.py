@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from localhost_play import case_messages, run_plays
+from localhost_play import case_messages, case_task, run_plays
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = REPO_ROOT / "roles/grafana/templates/etc/grafana/provisioning"
@@ -62,10 +62,7 @@ INVENTORIES: dict[str, tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]] 
 def play(out: Path, cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     tasks = []
     for name, variables in cases.items():
-        tasks.append({
-            "name": f"case {name}",
-            "vars": {**variables, "__preflight_validated": []},
-            "block": [
+        tasks.append(case_task(name, {**variables, "__preflight_validated": []}, [
                 {"name": f"Validate ({name})",
                  "ansible.builtin.include_role": {"name": "grafana", "tasks_from": "assert",
                                                   "public": True}},
@@ -74,13 +71,7 @@ def play(out: Path, cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
                                               "dest": f"{out}/{name}-{{{{ kind }}}}.yml",
                                               "mode": "0600"},
                  "loop": ["datasources", "dashboards"], "loop_control": {"loop_var": "kind"}},
-                {"name": f"outcome {name}", "ansible.builtin.debug": {"msg": [RENDERED]}},
-            ],
-            "rescue": [
-                {"name": f"outcome {name}",
-                 "ansible.builtin.debug": {"msg": "{{ [ansible_failed_result.msg] }}"}},
-            ],
-        })  # fmt: skip
+        ], RENDERED))  # fmt: skip
     return {
         "name": "grafana provisioning cases",
         "hosts": "grafana",

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from localhost_play import case_messages, run_plays
+from localhost_play import case_messages, case_task, run_plays
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO_ROOT / "roles/prometheus/templates/etc/prometheus/alertmanager.yml.j2"
@@ -163,22 +163,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str],
 
     tasks = []
     for name, variables in CASES.items():
-        tasks.append({
-            "name": f"case {name}",
-            "vars": variables,
-            "block": [
+        tasks.append(case_task(name, variables, [
                 {"name": f"Validate ({name})",
                  "ansible.builtin.import_role": {"name": "prometheus", "tasks_from": "assert"}},
                 {"name": f"Render ({name})",
                  "ansible.builtin.template": {"src": str(TEMPLATE), "dest": f"{out}/{name}.yml",
                                               "mode": "0600"}},
-                {"name": f"outcome {name}", "ansible.builtin.debug": {"msg": [RENDERED]}},
-            ],
-            "rescue": [
-                {"name": f"outcome {name}",
-                 "ansible.builtin.debug": {"msg": "{{ [ansible_failed_result.msg] }}"}},
-            ],
-        })  # fmt: skip
+        ], RENDERED))  # fmt: skip
     playbook = tmp / "cases.yml"
     play = {
         "name": "alertmanager.yml cases",

@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 import yaml
 
-from localhost_play import REPO_ROOT, case_messages, run_plays
+from localhost_play import REPO_ROOT, case_messages, case_task, run_plays
 
 # The stand-ins' CA (tests/integration/haproxy) and the real etcd (tests/integration/etcd).
 sys.path.insert(0, str(REPO_ROOT / "tests/integration/haproxy"))
@@ -90,23 +90,14 @@ INVENTORIES: dict[str, tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]
 def play(out: Path, cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     tasks = []
     for name, variables in cases.items():
-        tasks.append({
-            "name": f"case {name}",
-            "vars": {**SECRETS, **variables},
-            "block": [
+        tasks.append(case_task(name, {**SECRETS, **variables}, [
                 {"name": f"Validate ({name})",
                  "ansible.builtin.include_role": {"name": "prometheus", "tasks_from": "assert",
                                                   "public": True}},
                 {"name": f"Render ({name})",
                  "ansible.builtin.template": {"src": str(TEMPLATE), "dest": f"{out}/{name}.yml",
                                               "mode": "0600"}},
-                {"name": f"outcome {name}", "ansible.builtin.debug": {"msg": [RENDERED]}},
-            ],
-            "rescue": [
-                {"name": f"outcome {name}",
-                 "ansible.builtin.debug": {"msg": "{{ [ansible_failed_result.msg] }}"}},
-            ],
-        })  # fmt: skip
+        ], RENDERED))  # fmt: skip
     return {
         "name": "prometheus.yml cases",
         "hosts": "monitoring",
