@@ -245,18 +245,6 @@ def test_only_patroni_runs_the_server(ca_file: Path) -> None:
         assert "pgstack-reload" not in listing
 
 
-def test_a_second_converge_and_check_mode_change_nothing(
-    ansible_playbook: AnsiblePlaybook,
-) -> None:
-    """Side by side, to halve the time on five hosts: the converge changes nothing, so the check
-    mode run beside it reads the same converged hosts."""
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        converge = pool.submit(ansible_playbook, playbook="playbooks/site.yml")
-        check = pool.submit(ansible_playbook, playbook="playbooks/site.yml", check=True)
-        assert_nothing_changed(converge.result())
-        assert_nothing_changed(check.result())
-
-
 # --- Redis Sentinel
 
 
@@ -288,6 +276,26 @@ def test_the_sentinels_agree_on_the_master_and_refuse_plaintext(secret: Any) -> 
     assert fields["num-other-sentinels"] == str(len(sentinels) - 1), fields
     plain = lab_ssh(sentinels[0], "redis-cli -h 127.0.0.1 -p 26379 PING")
     assert "PONG" not in plain.stdout, plain.stdout
+
+
+def test_the_application_env_file_finds_the_redis_master_through_the_sentinels() -> None:
+    """As an application following docs/redis.md: ask the first sentinel of REDIS_SENTINELS for
+    the master, then write there as its Redis user, TLS verified throughout (passwords from the
+    env file through REDISCLI_AUTH, never argv)."""
+    script = (
+        'tls="--tls --cacert $REDIS_CA_FILE"; sentinel=${REDIS_SENTINELS%%,*};'
+        " master=$(REDISCLI_AUTH=$REDIS_SENTINEL_PASSWORD redis-cli $tls"
+        ' -h "${sentinel%:*}" -p "${sentinel##*:}" --user "$REDIS_SENTINEL_USER"'
+        ' SENTINEL get-master-addr-by-name "$REDIS_SENTINEL_MASTER" | head -n 1);'
+        ' REDISCLI_AUTH=$REDIS_PASSWORD redis-cli $tls -h "$master" --user "$REDIS_USER"'
+        ' -n "$REDIS_DB" SET session:ha-probe 1; echo "master=$master"'
+    )
+    proc = as_app("app", script)
+    assert proc.returncode == 0, proc.stderr
+    assert "OK" in proc.stdout, proc.stdout
+    master = proc.stdout.split("master=")[1].strip()
+    assert master in {lab_host(h).address for h in group_hosts("redis")}, proc.stdout
+    assert "REDIS_URL" not in as_app("app", "env | cut -d= -f1").stdout.split()
 
 
 # --- settings through Patroni
@@ -622,3 +630,20 @@ def test_the_leader_cut_off_under_writes_fails_over_with_one_primary_at_a_time(
         # What the cut-off leader committed before it stepped down never reached the new one.
         # Bounded by its time to step down (ttl); reported, and documented in docs/ha.md.
         assert len(missing) < len(writers.committed)
+
+
+# --- after the failovers
+
+
+def test_a_second_converge_and_check_mode_change_nothing(
+    ansible_playbook: AnsiblePlaybook,
+) -> None:
+    """Side by side, to halve the time on five hosts: the converge changes nothing, so the check
+    mode run beside it reads the same converged hosts. Last in the module, it finds the cluster
+    as the switchover and the failovers above left it, another member leading: a converge after a
+    failover follows the cluster, it does not put the inventory's first member back."""
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        converge = pool.submit(ansible_playbook, playbook="playbooks/site.yml")
+        check = pool.submit(ansible_playbook, playbook="playbooks/site.yml", check=True)
+        assert_nothing_changed(converge.result())
+        assert_nothing_changed(check.result())
