@@ -24,6 +24,7 @@ PROCEDURES: dict[str, str] = {
     "migration-rollback.md": "tests/e2e/test_migration_rollback.py",
     "dr-rebuild.md": "tests/e2e/test_dr_rebuild.py",
     "upgrade-to-debian13.md": "tests/e2e/test_upgrade.py",
+    "ha-replace-member.md": "tests/e2e/test_ha.py",
 }
 
 # The sentence right before a block -> the inventory groups whose hosts run it.

@@ -224,6 +224,16 @@ def lab_ssh(
     )
 
 
+def pgstack_lab(*args: str) -> None:
+    """pgstack-lab with the lab's inventory (the tool beside this interpreter): fail the test
+    with its output when it fails."""
+    tool = Path(sys.executable).parent / "pgstack-lab"
+    proc = subprocess.run(
+        [str(tool), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert proc.returncode == 0, f"pgstack-lab {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+
+
 def sh(host: str, command: str, *, timeout: float = 300) -> str:
     """Run a command as root on a lab host; fail the test with its output when it fails."""
     proc = lab_ssh(host, command, timeout=timeout)

@@ -13,8 +13,6 @@ live db1 the playbook refuses before anything changes. The rebuild runs last in 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from helpers import (
     assert_failed_before_any_change,
     failure_messages,
     parse_recap,
+    pgstack_lab,
     psql_db1,
     sh,
     switch_wal,
@@ -68,15 +67,6 @@ def test_the_module_runs_every_block_of_the_runbook() -> None:
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def lab(*args: str) -> None:
-    """pgstack-lab with the lab's inventory (the tool beside this interpreter)."""
-    tool = Path(sys.executable).parent / "pgstack-lab"
-    proc = subprocess.run(
-        [str(tool), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False
-    )
-    assert proc.returncode == 0, f"pgstack-lab {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
 
 
 def archived(segment: str) -> bool:
@@ -142,8 +132,8 @@ def test_a_lost_database_host_is_rebuilt_from_the_backup_host(
     assert playbook.on_controller, playbook
     began = time.monotonic()
     disaster = utc_now()
-    lab("down", "--kill", DB)
-    lab("up", DB)
+    pgstack_lab("down", "--kill", DB)
+    pgstack_lab("up", DB)
     lost = time.monotonic() - began
     values = {"<env>": "lab", "<disaster time>": disaster}
     # A whole site converge on a new host: well over the default bound of a block.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import itertools
 import json
 import ssl
@@ -34,9 +35,13 @@ from helpers import (
     conninfo,
     lab_ssh,
     netns_iptables,
+    pgstack_lab,
     sh,
     wait_for,
 )
+from procedures import Runner, ssh_command
+
+from runbooks import REPO_ROOT, sections
 
 if "etcd" not in (LAB_INVENTORY / "hosts.yml").read_text():
     pytest.skip(
@@ -50,6 +55,7 @@ pytestmark = pytest.mark.ha
 MEMBERS = group_hosts("postgres")
 PROXIES = group_hosts("haproxy")
 REST_PORT = 8008
+ETCD_CLIENT_PORT = 2379
 # Patroni's roles of a member that streams from the leader (sync_standby: the synchronous one).
 STANDBY_ROLES = {"replica", "sync_standby"}
 # HAProxy's ports to the leader's PgBouncer and PostgreSQL, and to the replicas' PgBouncer
@@ -245,6 +251,95 @@ def test_only_patroni_runs_the_server(ca_file: Path) -> None:
         assert "pgstack-reload" not in listing
 
 
+def etcd_call(host: str, ca_file: Path, path: str, body: dict[str, Any], token: str = "") -> Any:
+    """POST to etcd's JSON gateway on host over TLS, verifying the lab CA; etcd's answer (an
+    error's too)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    request = urllib.request.Request(
+        f"https://{lab_host(host).address}:{ETCD_CLIENT_PORT}/v3/{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **({"Authorization": token} if token else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=5) as answer:  # noqa: S310
+            return json.load(answer)
+    except urllib.error.HTTPError as error:
+        return json.load(error)
+
+
+def etcd_token(host: str, ca_file: Path, user: str, password: str) -> str:
+    return str(
+        etcd_call(host, ca_file, "auth/authenticate", {"name": user, "password": password})["token"]
+    )
+
+
+def etcd_members(host: str, ca_file: Path, secret: Any) -> list[dict[str, Any]]:
+    """The etcd cluster's members, as root asks host (one that never started has no name)."""
+    token = etcd_token(host, ca_file, "root", str(secret("etcd_root")))
+    return list(etcd_call(host, ca_file, "cluster/member/list", {}, token)["members"])
+
+
+def test_etcd_members_speak_tls_and_patroni_may_use_its_prefix_only(
+    ca_file: Path, secret: Any
+) -> None:
+    """roles/etcd, from the controller, as Patroni reaches etcd: the group's hosts are the
+    members, with TLS peer and client URLs; Patroni's user writes under /service/ only, and
+    nothing is written without logging in; plaintext and a peer without a member's certificate
+    are refused."""
+    hosts = group_hosts("etcd")
+    first = hosts[0]
+    members = etcd_members(first, ca_file, secret)
+    assert sorted(m["name"] for m in members) == sorted(hosts), members
+    urls = [u for m in members for u in m["peerURLs"] + m["clientURLs"]]
+    assert [u for u in urls if not u.startswith("https://")] == [], members
+    token = etcd_token(first, ca_file, "patroni", str(secret("patroni_etcd")))
+    key = base64.b64encode(b"/service/ha-e2e-probe").decode()
+    value = base64.b64encode(b"probe").decode()
+    assert "header" in etcd_call(first, ca_file, "kv/put", {"key": key, "value": value}, token)
+    etcd_call(first, ca_file, "kv/deleterange", {"key": key}, token)
+    elsewhere = base64.b64encode(b"/elsewhere/ha-e2e-probe").decode()
+    denied = etcd_call(first, ca_file, "kv/put", {"key": elsewhere, "value": value}, token)
+    assert "permission denied" in str(denied.get("message")), denied
+    anonymous = etcd_call(first, ca_file, "kv/put", {"key": key, "value": value})
+    assert "user name" in str(anonymous.get("message")), anonymous
+    address = lab_host(first).address
+    # Go's TLS server answers plain HTTP with a 400 (HTTPError, a URLError) or closes.
+    plain = f"http://{address}:{ETCD_CLIENT_PORT}/health"
+    with pytest.raises((urllib.error.URLError, OSError)):
+        urllib.request.urlopen(plain, timeout=5)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    # The peer port ends the handshake of a client without a member's certificate.
+    with pytest.raises((urllib.error.URLError, OSError)):
+        urllib.request.urlopen(f"https://{address}:2380/members", context=context, timeout=5)
+
+
+@pytest.mark.parametrize("host", group_hosts("etcd"))
+def test_etcd_runs_as_its_user_from_the_roles_data_directory_only(host: str) -> None:
+    """Never started with the package's defaults: no data directory but the role's."""
+    unit = sh(host, "systemctl show etcd.service --property=User --property=ActiveState").split()
+    assert sorted(unit) == ["ActiveState=active", "User=etcd"], unit
+    assert sh(host, "ls -d /var/lib/etcd/*/").split() == ["/var/lib/etcd/pgstack/"]
+
+
+@pytest.mark.parametrize("host", PROXIES)
+def test_haproxy_runs_the_roles_configuration_with_every_member_behind_it(host: str) -> None:
+    """roles/haproxy: Debian's HAProxy accepts the rendered file, runs enabled, and checks each
+    member by the name its certificate carries (routing itself: the tests above and
+    tests/integration/haproxy)."""
+    out = sh(
+        host,
+        "haproxy -c -q -f /etc/haproxy/haproxy.cfg"
+        " && systemctl show haproxy.service --property=ActiveState --property=UnitFileState"
+        " && grep -E '^ *server ' /etc/haproxy/haproxy.cfg",
+    )
+    lines = [line.strip() for line in out.splitlines()]
+    assert "ActiveState=active" in lines, out
+    assert "UnitFileState=enabled" in lines, out
+    for member in MEMBERS:
+        assert any(f"check-sni {member} verifyhost {member}" in line for line in lines), out
+
+
 # --- Redis Sentinel
 
 
@@ -259,6 +354,83 @@ def sentinel_command(host: str, secret: Any, *command: str) -> str:
     )
     assert proc.returncode == 0, (host, command, proc.stderr)
     return proc.stdout.strip()
+
+
+def sentinel_master(host: str, secret: Any) -> str:
+    """The address of the Redis master as the sentinel on host names it."""
+    answer = sentinel_command(host, secret, "SENTINEL", "get-master-addr-by-name", "pgstack")
+    return answer.splitlines()[0]
+
+
+def redis_command(host: str, secret: Any, user: str, *command: str) -> str:
+    """A command to the Redis on host over TLS as one of its ACL users (the lab's secret
+    redis_<user>, through stdin)."""
+    proc = lab_ssh(
+        host,
+        "redis-cli --askpass --tls --cacert /etc/pgstack/tls/ca.crt -h 127.0.0.1 -p 6379"
+        f" --user {user} --no-auth-warning " + " ".join(command),
+        stdin=str(secret(f"redis_{user}")) + "\n",
+    )
+    assert proc.returncode == 0, (host, command, proc.stderr)
+    return proc.stdout.strip()
+
+
+def redis_roles(secret: Any) -> dict[str, str]:
+    """{Redis host: master or slave, as its ROLE says}."""
+    return {
+        h: redis_command(h, secret, "admin", "ROLE").splitlines()[0] for h in group_hosts("redis")
+    }
+
+
+def test_redis_replicates_over_tls_only_to_the_replica_the_sentinels_name(secret: Any) -> None:
+    """A key the app user writes on the master is read on the replica, whose link is up; no
+    Redis has a plaintext port, and replication is TLS (tls-replication yes)."""
+    roles = redis_roles(secret)
+    [master] = [h for h, role in roles.items() if role == "master"]
+    [replica] = [h for h, role in roles.items() if role == "slave"]
+    assert sentinel_master(group_hosts("sentinel")[0], secret) == lab_host(master).address
+    token = f"{master}-{time.time_ns()}"
+    assert redis_command(master, secret, "app", "SET", "session:ha-replication", token) == "OK"
+    wait_for(
+        "the key on the replica",
+        lambda: redis_command(replica, secret, "app", "GET", "session:ha-replication") == token,
+        30,
+        1,
+    )
+    link = redis_command(replica, secret, "admin", "INFO", "replication")
+    assert f"master_host:{lab_host(master).address}" in link, link
+    assert "master_link_status:up" in link, link
+    for host in (master, replica):
+        assert redis_command(host, secret, "admin", "CONFIG", "GET", "port").split() == [
+            "port",
+            "0",
+        ]
+    tls = redis_command(master, secret, "admin", "CONFIG", "GET", "tls-replication")
+    assert tls.split() == ["tls-replication", "yes"]
+
+
+@pytest.mark.parametrize(
+    ("user", "command", "expected"),
+    [
+        ("", "SENTINEL MASTERS", "NOAUTH"),
+        ("app", "SENTINEL FAILOVER pgstack", "NOPERM"),
+        ("app", "SENTINEL SET pgstack quorum 1", "NOPERM"),
+        ("admin", "SENTINEL CONFIG GET resolve-hostnames", "yes"),
+    ],
+    ids=["nobody", "app-failover", "app-reconfigure", "admin-config"],
+)
+def test_a_sentinel_gives_each_user_what_it_may_do(
+    secret: Any, user: str, command: str, expected: str
+) -> None:
+    """The sentinels' own ACL: nothing without a user, the app user asks for the master only."""
+    login = f"--askpass --user {user}" if user else ""
+    proc = lab_ssh(
+        group_hosts("sentinel")[-1],
+        f"redis-cli {login} --tls --cacert /etc/pgstack/tls/ca.crt -h 127.0.0.1 -p 26379"
+        f" --no-auth-warning {command}",
+        stdin=str(secret(f"sentinel_{user}")) + "\n" if user else None,
+    )
+    assert expected in proc.stdout, (proc.stdout, proc.stderr)
 
 
 def test_the_sentinels_agree_on_the_master_and_refuse_plaintext(secret: Any) -> None:
@@ -278,12 +450,13 @@ def test_the_sentinels_agree_on_the_master_and_refuse_plaintext(secret: Any) -> 
     assert "PONG" not in plain.stdout, plain.stdout
 
 
-def test_the_application_env_file_finds_the_redis_master_through_the_sentinels() -> None:
-    """As an application following docs/redis.md: ask the first sentinel of REDIS_SENTINELS for
-    the master, then write there as its Redis user, TLS verified throughout (passwords from the
-    env file through REDISCLI_AUTH, never argv)."""
+def app_redis_write(sentinel: str = "${REDIS_SENTINELS%%,*}") -> tuple[bool, str]:
+    """As an application following docs/redis.md: ask a sentinel of REDIS_SENTINELS (the first
+    by default) for the master, then write there as its Redis user, TLS verified throughout
+    (passwords from the env file through REDISCLI_AUTH, never argv). Whether the write returned
+    OK, and the master's address."""
     script = (
-        'tls="--tls --cacert $REDIS_CA_FILE"; sentinel=${REDIS_SENTINELS%%,*};'
+        f'tls="--tls --cacert $REDIS_CA_FILE"; sentinel={sentinel};'
         " master=$(REDISCLI_AUTH=$REDIS_SENTINEL_PASSWORD redis-cli $tls"
         ' -h "${sentinel%:*}" -p "${sentinel##*:}" --user "$REDIS_SENTINEL_USER"'
         ' SENTINEL get-master-addr-by-name "$REDIS_SENTINEL_MASTER" | head -n 1);'
@@ -292,9 +465,14 @@ def test_the_application_env_file_finds_the_redis_master_through_the_sentinels()
     )
     proc = as_app("app", script)
     assert proc.returncode == 0, proc.stderr
-    assert "OK" in proc.stdout, proc.stdout
-    master = proc.stdout.split("master=")[1].strip()
-    assert master in {lab_host(h).address for h in group_hosts("redis")}, proc.stdout
+    ok = proc.stdout.splitlines()[0].strip() == "OK" if proc.stdout else False
+    return ok, proc.stdout.split("master=")[-1].strip()
+
+
+def test_the_application_env_file_finds_the_redis_master_through_the_sentinels() -> None:
+    ok, master = app_redis_write()
+    assert ok, master
+    assert master in {lab_host(h).address for h in group_hosts("redis")}, master
     assert "REDIS_URL" not in as_app("app", "env | cut -d= -f1").stdout.split()
 
 
@@ -481,10 +659,15 @@ class Writers:
 
     def watch(self) -> None:
         conns: dict[str, psycopg.Connection[Any]] = {}
+        # A member that did not answer (its machine gone) is asked again a second later, so that
+        # the others are still polled every 100 ms.
+        retry_at: dict[str, float] = {}
         while not self.stop.is_set():
             now = time.monotonic()
             found = set()
             for host, dsn in self.members.items():
+                if retry_at.get(host, 0.0) > now:
+                    continue
                 try:
                     if host not in conns or conns[host].closed:
                         conns[host] = psycopg.connect(
@@ -495,10 +678,79 @@ class Writers:
                         found.add(host)
                 except psycopg.Error:
                     conns.pop(host, None)
+                    retry_at[host] = time.monotonic() + 1
             self.writable.append((now, frozenset(found)))
             time.sleep(max(0.0, 0.1 - (time.monotonic() - now)))
         for conn in conns.values():
             conn.close()
+
+    def missing(self, leader: str, ca_file: Path, password: str) -> list[int]:
+        """The rows acknowledged as committed that the leader does not have."""
+        with connect(leader, ca_file, password) as conn:
+            rows = {r[0] for r in conn.execute("SELECT n FROM ha_writes").fetchall()}
+        return sorted(set(self.committed) - rows)
+
+
+@contextlib.contextmanager
+def writing(
+    proxies: list[str], ca_file: Path, app_password: str, migration_password: str
+) -> Iterator[Writers]:
+    """Writers through HAProxy on the proxies (libpq tries them in order, as an application
+    whose URL names them does) into a new table ha_writes, with the watcher; committing when
+    the block starts, stopped when it ends."""
+    hosts = ",".join(lab_host(h).fqdn for h in proxies)
+    addresses = ",".join(lab_host(h).address for h in proxies)
+    dsn = (
+        f"host={hosts} hostaddr={addresses} port={DIRECT_PORT} dbname=app user=app"
+        f" sslmode=verify-full sslrootcert={ca_file} target_session_attrs=read-write"
+        " application_name=pgstack-ha"
+    )
+    owner = dsn.replace("user=app ", "user=app_migration ")
+    with psycopg.connect(owner, password=migration_password, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS ha_writes")
+        conn.execute("CREATE TABLE ha_writes (n bigint PRIMARY KEY)")
+    members = {h: conninfo(lab_host(h), "app", ca_file) for h in MEMBERS}
+    writers = Writers(dsn, app_password, members)
+    threads = [
+        threading.Thread(target=work, daemon=True) for work in (writers.write, writers.watch)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for("writes before the fault", lambda: len(writers.committed) > 50, 30, 0.2)
+        yield writers
+    finally:
+        writers.stop.set()
+        for thread in threads:
+            thread.join(30)
+
+
+def failed_over(
+    writers: Writers, old: str, others: list[str], fault: float, ca_file: Path
+) -> tuple[str, float]:
+    """The member the others elect after the fault of old, and the seconds from the fault to the
+    first commit acknowledged while that member alone accepted writes."""
+    before = len(writers.committed)
+    new: str = wait_for(
+        "a new leader",
+        lambda: next(
+            (
+                n
+                for n, m in cluster_of(others, ca_file).items()
+                if m["role"] == "leader" and n != old
+            ),
+            None,
+        ),
+        120,
+        0.2,
+    )
+    wait_for(
+        "a commit on the new leader",
+        lambda: len(writers.committed) > before and [t for t, w in writers.writable if w == {new}],
+        60,
+        0.1,
+    )
+    return new, time.monotonic() - fault
 
 
 def partition(host: str, others: list[str], action: str) -> None:
@@ -558,62 +810,17 @@ def test_the_leader_cut_off_under_writes_fails_over_with_one_primary_at_a_time(
     old = leader(ca_file)
     others = [h for h in group_hosts("etcd") if h != old]
     # The application's way in: HAProxy on every proxy host, to whichever member leads.
-    hosts = ",".join(lab_host(h).fqdn for h in PROXIES)
-    addresses = ",".join(lab_host(h).address for h in PROXIES)
-    dsn = (
-        f"host={hosts} hostaddr={addresses} port={DIRECT_PORT} dbname=app user=app"
-        f" sslmode=verify-full sslrootcert={ca_file} target_session_attrs=read-write"
-        " application_name=pgstack-ha"
-    )
-    owner = dsn.replace("user=app ", "user=app_migration ")
-    with psycopg.connect(owner, password=migration_password, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS ha_writes")
-        conn.execute("CREATE TABLE ha_writes (n bigint PRIMARY KEY)")
-    members = {h: conninfo(lab_host(h), "app", ca_file) for h in MEMBERS}
-    writers = Writers(dsn, app_password, members)
-    threads = [
-        threading.Thread(target=work, daemon=True) for work in (writers.write, writers.watch)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        wait_for("writes before the fault", lambda: len(writers.committed) > 50, 30, 0.2)
+    with writing(PROXIES, ca_file, app_password, migration_password) as writers:
         partition(old, others, "-I")
         fault = time.monotonic()
-        before = len(writers.committed)
-        new = wait_for(
-            "a new leader",
-            lambda: next(
-                (
-                    n
-                    for n, m in cluster_of(others, ca_file).items()
-                    if m["role"] == "leader" and n != old
-                ),
-                None,
-            ),
-            120,
-            0.2,
-        )
-        wait_for(
-            "a commit on the new leader",
-            lambda: (
-                len(writers.committed) > before and ([t for t, w in writers.writable if w == {new}])
-            ),
-            60,
-            0.1,
-        )
-        recovered = time.monotonic() - fault
-    finally:
-        partition(old, others, "-D")
-    # The old leader rejoins as a replica (pg_rewind), with nobody's help.
-    members_now = wait_for("the old leader streaming again", lambda: healthy(ca_file), 180, 1)
-    time.sleep(2)
-    writers.stop.set()
-    for thread in threads:
-        thread.join(30)
-    with connect(new, ca_file, app_password) as conn:
-        rows = {r[0] for r in conn.execute("SELECT n FROM ha_writes").fetchall()}
-    missing = sorted(set(writers.committed) - rows)
+        try:
+            new, recovered = failed_over(writers, old, others, fault, ca_file)
+        finally:
+            partition(old, others, "-D")
+        # The old leader rejoins as a replica (pg_rewind), with nobody's help.
+        members_now = wait_for("the old leader streaming again", lambda: healthy(ca_file), 180, 1)
+        time.sleep(2)
+    missing = writers.missing(new, ca_file, app_password)
     both = [t - fault for t, w in writers.writable if len(w) > 1]
     mode = "synchronous" if replication_mode else "asynchronous"
     print(
@@ -630,6 +837,113 @@ def test_the_leader_cut_off_under_writes_fails_over_with_one_primary_at_a_time(
         # What the cut-off leader committed before it stepped down never reached the new one.
         # Bounded by its time to step down (ttl); reported, and documented in docs/ha.md.
         assert len(missing) < len(writers.committed)
+
+
+def test_a_sentinel_failover_moves_the_master_and_the_application_follows(secret: Any) -> None:
+    """A planned failover (SENTINEL FAILOVER as the admin): the old master becomes the replica of
+    the new one, and the application's env file leads to the new master. The converge at the end
+    of the module finds Redis as the failovers left it and changes nothing."""
+    before = redis_roles(secret)
+    [old] = [h for h, role in before.items() if role == "master"]
+    sentinels = group_hosts("sentinel")
+    assert sentinel_command(sentinels[-1], secret, "SENTINEL", "FAILOVER", "pgstack") == "OK"
+    began = time.monotonic()
+    wait_for(
+        "every sentinel naming the other Redis",
+        lambda: all(sentinel_master(h, secret) != lab_host(old).address for h in sentinels),
+        60,
+        0.5,
+    )
+    moved = time.monotonic() - began
+    after = wait_for(
+        "the old master replicating the new one",
+        lambda: (roles := redis_roles(secret))[old] == "slave" and roles,
+        60,
+        1,
+    )
+    [new] = [h for h, role in after.items() if role == "master"]
+    ok, master = app_redis_write()
+    assert ok, master
+    assert master == lab_host(new).address
+    print(f"\nRedis: a planned failover from {old} to {new} took {moved:.1f} s")
+
+
+def test_a_lost_machine_fails_over_then_the_runbook_brings_its_member_back(
+    ca_file: Path, app_password: str, migration_password: str, secret: Any, tmp_path: Path
+) -> None:
+    """The leader's machine is terminated (pgstack-lab down --kill: no shutdown, its disk gone)
+    while it also runs the Redis master: Patroni and the sentinels fail over to the other host,
+    the application reaches both again through its env file, and nothing acknowledged is lost
+    (synchronous replication, the lab's choice). Then docs/runbooks/ha-replace-member.md, as
+    written, makes a new machine of the same name a member again: etcd, Patroni (the replica
+    restored from the repository), Redis and its sentinel."""
+    old = leader(ca_file)
+    address = lab_host(old).address
+    sentinels = [h for h in group_hosts("sentinel") if h != old]
+    # The loss should cost both failovers: the Redis master moves to the leader's host first.
+    if sentinel_master(sentinels[0], secret) != address:
+        sentinel_command(sentinels[0], secret, "SENTINEL", "FAILOVER", "pgstack")
+        wait_for(
+            "the Redis master on the leader's host",
+            lambda: all(sentinel_master(h, secret) == address for h in sentinels),
+            60,
+            1,
+        )
+    wait_for("a synchronous standby", lambda: has_sync_standby(ca_file), 60, 1)
+    others = [h for h in group_hosts("etcd") if h != old]
+    # The application's URL: HAProxy on its own host (app_env), which survives.
+    with writing(group_hosts("app"), ca_file, app_password, migration_password) as writers:
+        fault = time.monotonic()
+        pgstack_lab("down", "--kill", old)
+        new, recovered = failed_over(writers, old, others, fault, ca_file)
+        promoted = wait_for(
+            "a sentinel promoting the Redis replica",
+            lambda: all(sentinel_master(h, secret) != address for h in sentinels),
+            90,
+            0.5,
+        )
+        redis_after = time.monotonic() - fault
+        ok, master = app_redis_write()
+        # The env file's first sentinel may be the lost one: an application tries the next.
+        if not ok:
+            ok, master = app_redis_write(f"{lab_host(sentinels[0]).address}:26379")
+        assert ok, (promoted, master)
+        assert master != address, (promoted, master)
+        time.sleep(2)
+    missing = writers.missing(new, ca_file, app_password)
+    both = [t - fault for t, w in writers.writable if len(w) > 1]
+    print(
+        f"\nmachine lost: {old} (leader, Redis master) killed; {new} leads, first commit"
+        f" {recovered:.1f} s after the fault; the sentinels named the new Redis master after"
+        f" {redis_after:.1f} s; {len(writers.committed)} commits acknowledged,"
+        f" {len(missing)} missing (synchronous replication)"
+    )
+    assert both == [], f"two writable primaries at {both} s after the fault"
+    assert missing == [], f"{len(missing)} acknowledged commits lost: {missing[:10]}"
+
+    # A new, empty machine under the lost one's name, then the runbook.
+    pgstack_lab("up", old)
+    runbook = REPO_ROOT / "docs/runbooks/ha-replace-member.md"
+    runner = Runner(runbook, {"<env>": LAB_INVENTORY.name}, ssh_command(tmp_path), timeout=1800)
+    began = time.monotonic()
+    outputs = [runner.run(block) for _, found in sections(runbook).items() for block in found]
+    rejoined = time.monotonic() - began
+    print(f"{old} replaced: the runbook's converge and check took {rejoined:.0f} s")
+    members = wait_for("both members streaming", lambda: healthy(ca_file), 120, 1)
+    assert members[old]["role"] in STANDBY_ROLES, members
+    assert old in outputs[-1], outputs[-1]
+    journal = sh(old, "journalctl -u 'patroni@*' --no-pager")
+    assert "replica has been created using pgbackrest" in journal, journal[-3000:]
+    etcd_hosts = group_hosts("etcd")
+    assert sorted(m.get("name", "") for m in etcd_members(old, ca_file, secret)) == sorted(
+        etcd_hosts
+    )
+    others_seen = str(len(group_hosts("sentinel")) - 1)
+    for host in group_hosts("sentinel"):
+        info = sentinel_command(host, secret, "SENTINEL", "master", "pgstack").splitlines()
+        fields = dict(zip(info[::2], info[1::2], strict=False))
+        assert fields["num-slaves"] == "1", (host, fields)
+        assert fields["num-other-sentinels"] == others_seen, (host, fields)
 
 
 # --- after the failovers

@@ -31,6 +31,9 @@ SKELETON = (
     "handlers/main.yml",
     "molecule/default/molecule.yml",
 )
+# Roles that run only in the HA layout, beside Patroni: converged, re-converged, checked and
+# verified on the HA lab (tests/e2e/test_ha.py) instead of in a molecule scenario of their own.
+HA_LAB_ROLES = {"etcd", "haproxy"}
 
 
 def load(path: Path) -> Any:
@@ -57,8 +60,15 @@ def test_top_level_holds_only_what_the_design_card_names() -> None:
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
 def test_role_has_the_full_skeleton(role: Path) -> None:
-    missing = [name for name in SKELETON if not (role / name).is_file()]
+    skeleton = [n for n in SKELETON if role.name not in HA_LAB_ROLES or "molecule" not in n]
+    missing = [name for name in skeleton if not (role / name).is_file()]
     assert missing == []
+
+
+@pytest.mark.parametrize("role", sorted(HA_LAB_ROLES))
+def test_a_role_of_the_ha_layout_alone_is_tested_on_the_ha_lab(role: str) -> None:
+    assert not (REPO_ROOT / "roles" / role / "molecule").exists()
+    assert f"roles/{role}" in (REPO_ROOT / "tests/e2e/test_ha.py").read_text()
 
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)

@@ -12,6 +12,8 @@ tests/layout.py, which reads the same roles/preflight/vars/layout.yml.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import pytest
 import yaml
 
 from layout import role_groups, role_hosts
-from localhost_play import REPO_ROOT, run_plays
+from localhost_play import ANSIBLE_PLAYBOOK, REPO_ROOT, run_plays
 
 # The lab's layout (inventory/lab/hosts.yml): PostgreSQL, PgBouncer and Redis on db1.
 ONE_HOST = {
@@ -237,3 +239,30 @@ def test_a_single_database_server_needs_a_backup_host(
         " Put one host in group backup."
     )
     assert outcomes["no-backup"]["refused"] == refused_everywhere(NO_BACKUP, message)
+
+
+def test_dr_rebuild_refuses_a_cluster_before_it_reaches_a_host(tmp_path: Path) -> None:
+    """playbooks/dr_rebuild.yml rebuilds a single database host: with a Patroni cluster in the
+    inventory it stops in its first play, which reaches no host (every host here is an address
+    nothing answers on, so a connection would show as unreachable)."""
+    hosts = inventory(HA_WHOLE)
+    hosts["all"]["vars"] = {"ansible_connection": "ssh", "ansible_host": "192.0.2.1"}
+    hosts_file = tmp_path / "hosts.yml"
+    hosts_file.write_text(yaml.safe_dump(hosts), encoding="utf-8")
+    result = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(hosts_file), "playbooks/dr_rebuild.yml"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=120,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
+    )  # fmt: skip
+    assert result.returncode != 0, result.stdout[-3000:]
+    report = json.loads(result.stdout)
+    assert [play["play"]["name"] for play in report["plays"]] == [
+        "dr_rebuild | The layout, the start and the disaster time"
+    ]
+    stats = report["stats"]
+    assert {host: s["unreachable"] + s["changed"] for host, s in stats.items()} == {"db1": 0}
+    [task] = [t for t in report["plays"][0]["tasks"] if "msg" in t["hosts"]["db1"]]
+    message = task["hosts"]["db1"]["msg"]
+    assert "Group postgres has 2 hosts (db1, db2), a Patroni cluster" in message, message
+    assert "docs/runbooks/ha-replace-member.md" in message, message
