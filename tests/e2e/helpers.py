@@ -155,13 +155,26 @@ def as_app(app: str, command: str) -> subprocess.CompletedProcess[str]:
     return lab_ssh(APP_HOST, f"sudo -u {app} sh -c {shlex.quote(script)}")
 
 
+def changed_tasks(output: str) -> list[str]:
+    """Each change a playbook run's output reports: "TASK [...]: changed: [host]"."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.split("]")[0] + "]"
+        elif line.startswith("changed: ["):
+            found.append(f"{task}: {line.strip()}")
+    return found
+
+
 def assert_nothing_changed(result: subprocess.CompletedProcess[str]) -> None:
-    """The playbook run succeeded and reported changed=0 on every host."""
+    """The playbook run succeeded and reported changed=0 on every host; a failure names the tasks
+    that changed something."""
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     recap = parse_recap(result.stdout)
     changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
-    assert not changed, f"changed hosts {changed}:\n{output[-5000:]}"
+    tasks = "\n".join(changed_tasks(result.stdout))
+    assert not changed, f"changed hosts {changed}:\n{tasks}\n{output[-3000:]}"
 
 
 def assert_failed_before_any_change(
