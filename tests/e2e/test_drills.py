@@ -3,6 +3,10 @@ real backups of db1 on backup1 (the newest dump, and the pgBackRest backup with 
 and fetches the reports; the sample workload (`pgstack-drill workload`) gives the backups a few
 hundred MB of application rows. Failure cases run the deployed `pgstack-drill` on backup1 with
 their own status and report directories, so the lab's drill status stays that of a real drill.
+
+What `roles/restore_drill` deploys is tested here too: the heartbeat on db1 (its row advances, its
+role may write that row and nothing else), and on backup1 the quarterly timer, no cluster of its
+own, the first drills' status files and the timer's service running every drill.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ SCRATCH = "/var/lib/pgstack/drills/scratch"
 WORKLOAD_MB = 50
 RTO_OBJECTIVE = 3600
 RPO_OBJECTIVE = 300
+SCHEDULE = "*-01,04,07,10-01 06:00:00"
+STATUS = "/var/lib/pgstack/status"
 Playbook = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -249,6 +255,98 @@ def test_pitr_after_an_archive_outage_reaches_the_end_of_the_archive(
     assert pitr["rpo_seconds"] is not None, pitr
     assert pitr["rpo_seconds"] < RPO_OBJECTIVE, pitr
     psql_db1(f"DROP TABLE {table}", DATABASE)
+
+
+# --- the deployment: the heartbeat on db1, the timer, the first drills and the runner on backup1
+
+HEARTBEAT_PASSFILE = "/etc/pgstack/heartbeat.pgpass"
+# Tables of the postgres database (where the heartbeat is) the heartbeat role must not touch.
+OTHER_TABLE = "pgstack_e2e_not_the_heartbeats"
+CREATED_TABLE = "pgstack_e2e_created_by_the_heartbeat"
+
+
+def test_the_heartbeat_runs_and_its_row_advances_every_second() -> None:
+    sh(DB, "systemctl is-active pgstack-heartbeat.service")
+    beat = "SELECT extract(epoch FROM max(beat_at)) FROM pgstack_heartbeat"
+    beats = [float(b) for b in psql_db1(f"{beat}; SELECT pg_sleep(3); {beat}").split()]
+    assert len(beats) == 2, beats
+    assert beats[1] - beats[0] >= 2, beats
+
+
+@pytest.fixture
+def another_table() -> Iterator[str]:
+    """A table in the heartbeat's database that is not the heartbeat's, with a row; dropped after
+    with whatever the heartbeat role may have created."""
+    psql_db1(f"CREATE TABLE IF NOT EXISTS {OTHER_TABLE} AS SELECT 1 AS secret")
+    yield OTHER_TABLE
+    psql_db1(f"DROP TABLE IF EXISTS {OTHER_TABLE}, {CREATED_TABLE}")
+
+
+@pytest.mark.release
+@pytest.mark.parametrize(
+    ("statement", "allowed"),
+    [
+        ("UPDATE pgstack_heartbeat SET beat_at = clock_timestamp()", True),
+        (f"CREATE TABLE {CREATED_TABLE} (n int)", False),
+        (f"SELECT * FROM {OTHER_TABLE}", False),
+    ],
+    ids=["write-its-row", "create-a-table", "read-another-table"],
+)
+def test_the_heartbeat_role_writes_its_row_and_nothing_else(
+    db_host: DbHost, another_table: str, statement: str, allowed: bool
+) -> None:
+    """As the heartbeat service connects: on db1, over TLS by name, with its passfile."""
+    dsn = conninfo(db_host, "pgstack_heartbeat", Path("/etc/pgstack/tls/ca.crt"), dbname="postgres")
+    run = lab_ssh(
+        DB,
+        f"PGPASSFILE={HEARTBEAT_PASSFILE} psql -XAtq {shlex.quote(dsn)}"
+        f" --command={shlex.quote(statement)}",
+    )
+    if allowed:
+        assert run.returncode == 0, run.stderr
+    else:
+        assert run.returncode != 0, run.stdout
+        assert "permission denied" in run.stderr, run.stderr
+
+
+def test_the_backup_host_has_no_cluster_of_its_own() -> None:
+    """The drills' server binaries are installed there, but no cluster runs or waits to start."""
+    assert sh(REPO, "pg_lsclusters --no-header").strip() == ""
+
+
+def test_the_drill_timer_is_active_on_the_quarterly_schedule() -> None:
+    timer = sh(
+        REPO,
+        "systemctl show pgstack-restore-drill.timer --property=ActiveState,UnitFileState"
+        " --property=TimersCalendar",
+    )
+    assert "ActiveState=active" in timer, timer
+    assert "UnitFileState=enabled" in timer, timer
+    assert f"OnCalendar={SCHEDULE} ;" in timer, timer
+
+
+@pytest.mark.parametrize("drill", [*(f"logical-{d}" for d in DRILLED), "pitr"])
+def test_the_converge_took_the_first_drills_and_they_passed(drill: str) -> None:
+    """Every drill of the lab has a status file whose last success is a pass measured against the
+    objectives (a later failed attempt keeps it: the last success stays the last success)."""
+    status = json.loads(sh(REPO, f"cat {STATUS}/drill-{DB}-{drill}.json"))
+    assert status["version"] == 1, status
+    assert status["last_success"]["result"] == "passed", status
+    assert status["objectives"]["rto_seconds"] == RTO_OBJECTIVE, status
+    assert status["objectives"]["rpo_seconds"] == RPO_OBJECTIVE, status
+
+
+def test_the_timers_service_runs_every_drill_and_they_pass() -> None:
+    """What the timer starts: the runner's `all`, one logical drill per database and the PITR
+    drill, each summarised in the journal."""
+    unit = "pgstack-restore-drill.service"
+    sh(REPO, f"systemctl start {unit}", timeout=900)
+    invocation = sh(REPO, f"systemctl show --property=InvocationID --value {unit}").strip()
+    assert invocation
+    journal = sh(REPO, f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}")
+    summary = f"pgstack-restore-drill: {len(DRILLED) + 1} drills of {DB}, 0 did not pass:"
+    assert summary in journal, journal[-3000:]
+    print(journal.split(summary, 1)[1].strip())
 
 
 # --- failures: the deployed tool on backup1, its status and reports in a directory of their own

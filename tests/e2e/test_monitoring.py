@@ -4,6 +4,11 @@ unauthenticated requests, Prometheus scrapes every target and loaded the rules, 
 travel the whole way: the alert fires in Prometheus, Alertmanager sends it to the webhook receiver,
 and it resolves once the fault is gone (the lab's short `for` and intervals:
 inventory/lab/group_vars/monitoring).
+
+pgstack-exporter as `roles/exporter` deploys it on db1 and backup1: every target of the services a
+host runs is up and every collector succeeds, `/health` reports exactly those services, the service
+runs as its own user with no secret on its command line or in its environment, and the deployed
+`--check-config` accepts the deployed file and refuses an unknown key.
 """
 
 from __future__ import annotations
@@ -59,36 +64,148 @@ NOTIFICATIONS = "/var/lib/pgstack-alert-webhook/notifications.jsonl"
 PROBE_INTERVAL = 60
 
 
+# What each exporter host reports besides every target up and every collector successful: the
+# targets and collectors of the services it watches, and a series of each source (None: present,
+# whatever its value). backup1's dump series follow the dump the test runs first.
+EXPECTED_SAMPLES: dict[str, dict[str, float | None]] = {
+    "db1": {
+        **{f'pgstack_up{{kind="{kind}",target="db1"}}': 1.0
+           for kind in ("postgresql", "pgbouncer", "redis")},
+        **{f'pgstack_up{{kind="tls",target="{server}/db1"}}': 1.0
+           for server in ("postgresql", "pgbouncer", "redis", "pgbackrest")},
+        **{f'pgstack_collector_success{{collector="{name}",target="db1"}}': 1.0
+           for name in ("postgresql", "archiver")},
+        'pgstack_redis_max_clients{target="db1"}': None,
+        'pgstack_pgbouncer_max_client_connections{target="db1"}': None,
+    },
+    "backup1": {
+        'pgstack_up{kind="status_files",target="/var/lib/pgstack/status"}': 1.0,
+        'pgstack_up{kind="pgbackrest",target="repository"}': 1.0,
+        'pgstack_up{kind="tls",target="pgbackrest/backup1"}': 1.0,
+        "pgstack_pgbackrest_info_success": 1.0,
+        'pgstack_pgbackrest_stanza_status{stanza="main"}': 0.0,
+        "pgstack_pgbackrest_last_backup_completion_timestamp_seconds"
+        '{stanza="main",type="full"}': None,
+        'pgstack_dump_last_attempt_status{cluster="db1",database="app",status="success"}': 1.0,
+        'pgstack_status_file_valid{file="pg_dump-db1-app.json"}': 1.0,
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def a_dump_ran() -> None:
+    """A dump run on backup1: its status file, read by the exporter there, records a success."""
+    sh("backup1", f"systemctl start {DUMP_SERVICE}", timeout=600)
+
+
+def samples(body: str) -> dict[str, float]:
+    """{series: value} of a /metrics body, each series as written (name{labels})."""
+    lines = (line.rpartition(" ") for line in body.splitlines() if not line.startswith("#"))
+    return {series: float(value) for series, _, value in lines if series}
+
+
+def unexpected_samples(host: str) -> dict[str, float | None]:
+    """What host's /metrics reports otherwise than it must (None: missing): a target down, a
+    collector failed, an expected sample missing or with another value."""
+    status, _, body = fetch(
+        f"https://{host}.pgstack.internal:{EXPORTER_PORT}/metrics", user=SCRAPE_USER
+    )
+    assert status == 200, body[:500]
+    found = samples(body)
+    outcomes = {
+        s: v
+        for s, v in found.items()
+        if s.startswith(("pgstack_up{", "pgstack_collector_success{"))
+    }
+    assert outcomes, body[:2000]
+    wrong: dict[str, float | None] = {s: v for s, v in outcomes.items() if v != 1.0}
+    for series, value in EXPECTED_SAMPLES[host].items():
+        if series not in found or (value is not None and found[series] != value):
+            wrong[series] = found.get(series)
+    return wrong
+
+
 @pytest.mark.release
 @pytest.mark.parametrize("host", EXPORTER_HOSTS)
-def test_metrics_answer_from_the_monitoring_host(host: str) -> None:
-    def every_target_up() -> list[str] | None:
-        status, _, body = fetch(
-            f"https://{host}.pgstack.internal:{EXPORTER_PORT}/metrics", user=SCRAPE_USER
+def test_metrics_answer_from_the_monitoring_host(host: str, a_dump_ran: None) -> None:
+    with contextlib.suppress(AssertionError):
+        wait_for(
+            f"{host}'s exporter reporting every target up and every collector successful",
+            lambda: not unexpected_samples(host),
+            timeout=2 * PROBE_INTERVAL,
         )
-        assert status == 200
-        up = [line for line in body.splitlines() if line.startswith("pgstack_up{")]
-        assert up, body[:2000]
-        return up if all(line.endswith(" 1.0") for line in up) else None
+    assert unexpected_samples(host) == {}
 
-    wait_for(f"every target of {host}'s exporter up", every_target_up, timeout=2 * PROBE_INTERVAL)
+
+# The services each exporter host's /health reports: those it watches (backup1 watches none).
+HEALTH_SERVICES = {"db1": {"postgresql", "pgbouncer", "redis"}, "backup1": set()}
 
 
 @pytest.mark.release
-def test_health_answers_from_the_monitoring_host() -> None:
+@pytest.mark.parametrize("host", EXPORTER_HOSTS)
+def test_health_answers_from_the_monitoring_host(host: str) -> None:
     def healthy() -> tuple[dict[str, str], dict[str, Any]] | None:
         # Without credentials: /health is the one path that needs none (docs/security.md).
-        status, headers, body = fetch(f"https://db1.pgstack.internal:{EXPORTER_PORT}/health")
+        status, headers, body = fetch(f"https://{host}.pgstack.internal:{EXPORTER_PORT}/health")
         assert status == 200, body
         health = json.loads(body)
         return (headers, health) if health["status"] == "healthy" else None
 
     # /health answers from probes refreshed every 5 s (docs/exporter.md): a service another module
     # restarted is back within a probe or two.
-    headers, health = wait_for("db1's /health healthy", healthy, timeout=30)
-    assert {"postgresql", "pgbouncer", "redis"} <= set(health["services"])
-    assert all(s["status"] == "up" for s in health["services"].values()), health
+    headers, health = wait_for(f"{host}'s /health healthy", healthy, timeout=30)
+    services = health["services"]
+    assert set(services) == HEALTH_SERVICES[host], health
+    assert all(s["status"] == "up" for s in services.values()), health
+    assert "redis" not in services or services["redis"]["memoryWarning"] is False, health
     assert headers.get("Cache-Control") == "no-store"
+
+
+EXPORTER_UNIT = "pgstack-exporter.service"
+# The user, command line and environment of the running exporter, then those its unit declares.
+EXPORTER_PROCESS = f"""
+set -eu
+pid=$(systemctl show --property=MainPID --value {EXPORTER_UNIT})
+stat -c %U /proc/$pid
+tr '\\0' ' ' </proc/$pid/cmdline
+echo
+tr '\\0' '\\n' </proc/$pid/environ
+systemctl show --property=ExecStart,Environment {EXPORTER_UNIT}
+"""
+
+
+@pytest.mark.parametrize("host", EXPORTER_HOSTS)
+def test_the_exporter_runs_as_its_own_user_with_no_secret_in_argv_or_environment(
+    host: str, lab_dir: Path
+) -> None:
+    """Its passwords come from files: none is on the command line or in the environment, of the
+    running process or of the unit (its journal: test_secrets.py)."""
+    user, _, process = sh(host, EXPORTER_PROCESS).partition("\n")
+    assert user == "pgstack-exporter"
+    assert "--config.file=" in process, process
+    secrets = {path.name: path.read_text().strip() for path in (lab_dir / "secrets").iterdir()}
+    assert secrets, "the lab has no generated secrets"
+    assert sorted(name for name, value in secrets.items() if value in process) == []
+
+
+# A target whose password_file is misspelt.
+MISSPELT_CONFIG = "version: 1\nredis:\n  - {name: x, host: h, username: m, pasword_file: /x}\n"
+
+
+@pytest.mark.parametrize("host", EXPORTER_HOSTS)
+def test_check_config_accepts_the_deployed_file_and_refuses_an_unknown_key(host: str) -> None:
+    deployed = lab_ssh(
+        host, "pgstack-exporter --check-config --config.file=/etc/pgstack/exporter.yml"
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    misspelt = lab_ssh(
+        host,
+        'f=$(mktemp); cat >"$f"; pgstack-exporter --check-config --config.file="$f"; rc=$?;'
+        ' rm -f "$f"; exit $rc',
+        stdin=MISSPELT_CONFIG,
+    )
+    assert misspelt.returncode == 1, misspelt.stdout + misspelt.stderr
+    assert "pasword_file" in misspelt.stderr, misspelt.stderr
 
 
 # Every HTTP server of the monitoring plane that holds credentials: pgstack-exporter, each host's

@@ -31,9 +31,18 @@ SKELETON = (
     "handlers/main.yml",
     "molecule/default/molecule.yml",
 )
-# Roles that run only in the HA layout, beside Patroni: converged, re-converged, checked and
-# verified on the HA lab (tests/e2e/test_ha.py) instead of in a molecule scenario of their own.
-HA_LAB_ROLES = {"etcd", "haproxy"}
+# Roles tested on a lab instead of in a molecule scenario of their own -> the end-to-end module
+# that tests them there: their scenario would re-build, on hosts of its own, what that lab already
+# runs. etcd and haproxy run only in the HA layout, beside Patroni (the HA lab); the exporter
+# watches every service of a database host and a backup host, and the restore drills need
+# PostgreSQL with its archive, backups and dumps (the lab). The lab's converge, its second converge
+# and `--check --diff` (tests/e2e/test_site.py, tests/e2e/test_ha.py) stand for the scenario's.
+LAB_TESTED_ROLES = {
+    "etcd": "tests/e2e/test_ha.py",
+    "haproxy": "tests/e2e/test_ha.py",
+    "exporter": "tests/e2e/test_monitoring.py",
+    "restore_drill": "tests/e2e/test_drills.py",
+}
 
 
 def load(path: Path) -> Any:
@@ -60,15 +69,17 @@ def test_top_level_holds_only_what_the_design_card_names() -> None:
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
 def test_role_has_the_full_skeleton(role: Path) -> None:
-    skeleton = [n for n in SKELETON if role.name not in HA_LAB_ROLES or "molecule" not in n]
+    skeleton = [n for n in SKELETON if role.name not in LAB_TESTED_ROLES or "molecule" not in n]
     missing = [name for name in skeleton if not (role / name).is_file()]
     assert missing == []
 
 
-@pytest.mark.parametrize("role", sorted(HA_LAB_ROLES))
-def test_a_role_of_the_ha_layout_alone_is_tested_on_the_ha_lab(role: str) -> None:
+@pytest.mark.parametrize(("role", "module"), sorted(LAB_TESTED_ROLES.items()))
+def test_a_role_tested_on_a_lab_has_no_scenario_and_its_module_names_it(
+    role: str, module: str
+) -> None:
     assert not (REPO_ROOT / "roles" / role / "molecule").exists()
-    assert f"roles/{role}" in (REPO_ROOT / "tests/e2e/test_ha.py").read_text()
+    assert f"roles/{role}" in (REPO_ROOT / module).read_text()
 
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
