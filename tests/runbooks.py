@@ -25,6 +25,9 @@ PROCEDURES: dict[str, str] = {
     "dr-rebuild.md": "tests/e2e/test_dr_rebuild.py",
     "upgrade-to-debian13.md": "tests/e2e/test_upgrade.py",
     "ha-replace-member.md": "tests/e2e/test_ha.py",
+    "ha-switchover.md": "tests/e2e/test_ha.py",
+    "ha-rolling-restart.md": "tests/e2e/test_ha.py",
+    "ha-reinit-replica.md": "tests/e2e/test_ha.py",
 }
 
 # The sentence right before a block -> the inventory groups whose hosts run it.
@@ -67,6 +70,7 @@ PROCEDURE_PLACEHOLDERS: dict[str, str] = {
     "<env>": "the inventory the playbooks run with (`inventory/<env>`)",
     "<label>": "the migration's label: its dump's suffix and its restore point's name",
     "<disaster time>": "when the host was lost, UTC YYYY-MM-DDTHH:MM:SSZ (the RPO counts from it)",
+    "<member>": "a member of the Patroni cluster (an inventory host of group postgres)",
 }
 
 # Sentences and placeholders of one procedure only, which that procedure defines in its own tables

@@ -31,17 +31,20 @@ from conftest import AnsiblePlaybook, group_hosts, lab_host
 from helpers import (
     LAB_INVENTORY,
     as_app,
+    assert_failed_before_any_change,
     assert_nothing_changed,
     conninfo,
+    failure_messages,
     lab_ssh,
     netns_iptables,
+    parse_recap,
     pgstack_lab,
     sh,
     wait_for,
 )
 from procedures import Runner, ssh_command
 
-from runbooks import REPO_ROOT, sections
+from runbooks import REPO_ROOT, Block, sections
 
 if "etcd" not in (LAB_INVENTORY / "hosts.yml").read_text():
     pytest.skip(
@@ -61,8 +64,6 @@ STANDBY_ROLES = {"replica", "sync_standby"}
 # HAProxy's ports to the leader's PgBouncer and PostgreSQL, and to the replicas' PgBouncer
 # (roles/haproxy: haproxy_primary_port, haproxy_primary_direct_port, haproxy_replica_port).
 POOLED_PORT, DIRECT_PORT, REPLICA_PORT = 5000, 5001, 5002
-SCOPE = "pgstack"
-PATRONI_CONFIG = "/etc/patroni/{major}-main.yml"
 
 
 def rest(host: str, path: str, ca_file: Path, timeout: float = 3) -> tuple[int, Any]:
@@ -493,36 +494,76 @@ def settled_on_every_member(setting: str, value: str) -> None:
         wait_for(f"{setting} = {value} on {host}", lambda h=host: show(h, setting) == value, 30, 1)
 
 
+def procedure(name: str, tmp_path: Path, **values: str) -> tuple[Runner, list[Block]]:
+    """docs/runbooks/<name>'s runner, with <env> the HA lab's inventory and the other
+    placeholders from values (``member="pg2"`` for ``<member>``), and its blocks in order."""
+    runbook = REPO_ROOT / "docs/runbooks" / name
+    placeholders = {"<env>": LAB_INVENTORY.name, **{f"<{k}>": v for k, v in values.items()}}
+    runner = Runner(runbook, placeholders, ssh_command(tmp_path), timeout=1800)
+    return runner, [block for found in sections(runbook).values() for block in found]
+
+
+def unchanged(output: str) -> None:
+    """A playbook run's output reports changed=0 on every host."""
+    recap = parse_recap(output)
+    changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
+    assert not changed, f"changed {changed}:\n{output[-3000:]}"
+
+
 def settings_file(tmp_path: Path, settings: dict[str, str]) -> Path:
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"postgresql_settings": settings}))
     return path
 
 
+def pending_restarts(ca_file: Path) -> dict[str, bool]:
+    return {name: bool(m.get("pending_restart")) for name, m in cluster(ca_file).items()}
+
+
 def test_a_setting_changes_on_every_member_through_patroni_and_a_restart_is_reported(
     ansible_playbook: AnsiblePlaybook, ca_file: Path, tmp_path: Path
 ) -> None:
+    """A converge changes the cluster's settings through Patroni and reports the members that wait
+    on a restart, restarting none; docs/runbooks/ha-rolling-restart.md, as written, restarts them
+    one at a time (the leader after a switchover), and run again changes nothing. Back to the
+    inventory's settings the same way."""
     started = {h: query(h, "SELECT pg_postmaster_start_time()") for h in MEMBERS}
+    first_leader = leader(ca_file)
     changed = ansible_playbook(
         "--tags", "postgresql",
         playbook="playbooks/postgresql.yml",
         extra_vars_file=settings_file(
-            tmp_path, {"log_min_duration_statement": "250ms", "max_wal_senders": "12"}
+            tmp_path, {"log_min_duration_statement": "250ms", "max_files_per_process": "2000"}
         ),
     )  # fmt: skip
     assert changed.returncode == 0, changed.stdout[-4000:]
     assert "Change the cluster's settings that differ from the role's" in changed.stdout
     assert "Settings of the cluster change only when these members restart" in changed.stdout
     settled_on_every_member("log_min_duration_statement", "250ms")
+    assert pending_restarts(ca_file) == dict.fromkeys(MEMBERS, True)
+    # Reported, not done: no server was restarted.
+    assert {h: query(h, "SELECT pg_postmaster_start_time()") for h in MEMBERS} == started
+
+    runner, blocks = procedure("ha-rolling-restart.md", tmp_path)
+    for block in blocks:
+        runner.run(block)
+    assert pending_restarts(ca_file) == dict.fromkeys(MEMBERS, False)
     for host in MEMBERS:
-        assert cluster(ca_file)[host].get("pending_restart") is True
-        # Reported, not done: the server was not restarted.
-        assert query(host, "SELECT pg_postmaster_start_time()") == started[host]
+        assert show(host, "max_files_per_process") == "2000"
+        assert query(host, "SELECT pg_postmaster_start_time()") != started[host]
+    # The leader handed its role over before its restart.
+    assert healthy(ca_file)
+    assert leader(ca_file) != first_leader
+    unchanged(runner.run(blocks[0]))
+
     back = ansible_playbook("--tags", "postgresql", playbook="playbooks/postgresql.yml")
     assert back.returncode == 0, back.stdout[-4000:]
     settled_on_every_member("log_min_duration_statement", "-1")
+    runner.run(blocks[0])
+    assert pending_restarts(ca_file) == dict.fromkeys(MEMBERS, False)
+    assert healthy(ca_file)
     for host in MEMBERS:
-        assert cluster(ca_file)[host].get("pending_restart") is None
+        assert show(host, "max_files_per_process") == "1000"
 
 
 # --- backups and switchover
@@ -549,10 +590,11 @@ def test_a_backup_copies_the_data_files_from_the_standby(ca_file: Path) -> None:
 
 
 def test_a_switchover_moves_the_writes_and_the_archiving_to_the_other_member(
-    ca_file: Path, app_password: str, migration_password: str
+    ca_file: Path, app_password: str, migration_password: str, tmp_path: Path
 ) -> None:
-    """A planned switchover under writes through app1's URL: the writes stop for a few seconds,
-    nothing acknowledged is lost, and the new primary's WAL reaches the repository."""
+    """A planned switchover (docs/runbooks/ha-switchover.md, as written) under writes through
+    app1's URL: the writes stop for a few seconds, nothing acknowledged is lost, and the new
+    primary's WAL reaches the repository. Run again, the playbook changes nothing."""
     old = leader(ca_file)
     (new,) = [m for m in MEMBERS if m != old]
     dsn = conninfo(lab_host("app1"), "app", ca_file, port=DIRECT_PORT)
@@ -581,12 +623,8 @@ def test_a_switchover_moves_the_writes_and_the_archiving_to_the_other_member(
     writer.start()
     try:
         wait_for("writes before the switchover", lambda: len(committed) > 50, 30, 0.2)
-        major = sh(old, "ls /etc/postgresql").strip()
-        sh(
-            old,
-            f"patronictl -c {PATRONI_CONFIG.format(major=major)} switchover {SCOPE}"
-            f" --leader {old} --candidate {new} --force",
-        )
+        runner, blocks = procedure("ha-switchover.md", tmp_path, member=new)
+        outputs = [runner.run(block) for block in blocks]
         wait_for("the new leader", lambda: healthy(ca_file) and leader(ca_file) == new, 120, 1)
         started = len(committed)
         wait_for("commits after the switchover", lambda: len(committed) > started + 50, 60, 0.2)
@@ -604,24 +642,56 @@ def test_a_switchover_moves_the_writes_and_the_archiving_to_the_other_member(
     )
     assert missing == []
     assert window < 10, window
+    assert new in outputs[-1], outputs[-1]
+    unchanged(runner.run(blocks[0]))
     # pgbackrest check (on the repository host) finds the new primary, switches its WAL and
     # waits for the segment in the repository.
     pgbackrest("check")
 
 
-def test_a_re_initialised_replica_is_restored_from_the_repository(ca_file: Path) -> None:
+def test_a_re_initialised_replica_is_restored_from_the_repository(
+    ca_file: Path, tmp_path: Path
+) -> None:
+    """docs/runbooks/ha-reinit-replica.md, as written, on the replica: Patroni creates it again
+    from the pgBackRest repository and it streams. Without force, on a replica that streams, the
+    playbook changes nothing."""
     primary = leader(ca_file)
     (replica,) = [m for m in MEMBERS if m != primary]
-    major = sh(replica, "ls /etc/postgresql").strip()
     since = sh(replica, "date '+%Y-%m-%d %H:%M:%S'").strip()
-    sh(
-        replica,
-        f"patronictl -c {PATRONI_CONFIG.format(major=major)} reinit {SCOPE} {replica}"
-        " --force --wait",
-    )
-    wait_for("the replica streaming again", lambda: healthy(ca_file), 180, 2)
+    runner, blocks = procedure("ha-reinit-replica.md", tmp_path, member=replica)
+    for block in blocks:
+        runner.run(block)
+    assert healthy(ca_file), cluster(ca_file)
     journal = sh(replica, f"journalctl -u 'patroni@*' --since '{since}' --no-pager -o cat")
     assert "replica has been created using pgbackrest" in journal, journal[-3000:]
+    without_force = runner.with_values({"-e force=true": ""})
+    unchanged(without_force.run(blocks[0]))
+
+
+@pytest.mark.parametrize(
+    ("playbook", "extra", "named"),
+    [
+        ("switchover", "candidate=witness", "candidate"),
+        ("switchover", "candidate=", "candidate"),
+        ("reinit", "member={leader}", "the leader"),
+        ("reinit", "member=app1", "member"),
+    ],
+    ids=[
+        "switchover-to-a-non-member",
+        "switchover-to-nobody",
+        "reinit-the-leader",
+        "reinit-a-non-member",
+    ],
+)
+def test_the_operational_playbooks_refuse_a_bad_member_before_any_change(
+    ansible_playbook: AnsiblePlaybook, ca_file: Path, playbook: str, extra: str, named: str
+) -> None:
+    extra = extra.format(leader=leader(ca_file))
+    result = ansible_playbook("-e", extra, playbook=f"playbooks/{playbook}.yml")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    failure = failure_messages(output)
+    assert_failed_before_any_change(failure or None, parse_recap(result.stdout), output, named)
 
 
 # --- failover
@@ -637,6 +707,9 @@ class Writers:
     password: str
     members: dict[str, str]
     committed: list[int] = field(default_factory=list)
+    # When each commit returned, and when each attempt failed.
+    committed_at: list[float] = field(default_factory=list)
+    failed_at: list[float] = field(default_factory=list)
     writable: list[tuple[float, frozenset[str]]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -651,7 +724,9 @@ class Writers:
                 with conn.transaction():
                     conn.execute("INSERT INTO ha_writes VALUES (%s)", (counter,))
                 self.committed.append(counter)
+                self.committed_at.append(time.monotonic())
             except psycopg.Error:
+                self.failed_at.append(time.monotonic())
                 conn = None
                 time.sleep(0.1)
         if conn is not None:
@@ -683,6 +758,14 @@ class Writers:
             time.sleep(max(0.0, 0.1 - (time.monotonic() - now)))
         for conn in conns.values():
             conn.close()
+
+    def back_after(self, fault: float) -> float | None:
+        """Seconds from the fault to the first commit after the first failed attempt that
+        followed it; None until then."""
+        failed = next((t for t in self.failed_at if t >= fault), None)
+        if failed is None:
+            return None
+        return next((t - fault for t in self.committed_at if t > failed), None)
 
     def missing(self, leader: str, ca_file: Path, password: str) -> list[int]:
         """The rows acknowledged as committed that the leader does not have."""
@@ -839,6 +922,34 @@ def test_the_leader_cut_off_under_writes_fails_over_with_one_primary_at_a_time(
         assert len(missing) < len(writers.committed)
 
 
+def test_patroni_and_postgresql_killed_on_the_leader_come_back_with_nothing_lost(
+    ca_file: Path, app_password: str, migration_password: str
+) -> None:
+    """SIGKILL to every process of the leader's Patroni unit at once (Patroni and the PostgreSQL
+    it runs), under writes in synchronous mode: systemd starts Patroni again (Restart=on-failure,
+    roles/postgresql), which finds the leader lock still its own and brings its server back; had
+    the lock expired first, the other member would lead. Either way the writes come back through
+    HAProxy, two writable members are never seen, and nothing acknowledged is lost."""
+    wait_for("a synchronous standby", lambda: has_sync_standby(ca_file), 60, 1)
+    old = leader(ca_file)
+    with writing(PROXIES, ca_file, app_password, migration_password) as writers:
+        fault = time.monotonic()
+        sh(old, "systemctl kill --signal=SIGKILL 'patroni@*.service'")
+        recovered = wait_for("a commit after the kill", lambda: writers.back_after(fault), 120, 0.1)
+        members_now = wait_for("every member running again", lambda: healthy(ca_file), 180, 1)
+        time.sleep(2)
+    (new,) = [name for name, member in members_now.items() if member["role"] == "leader"]
+    missing = writers.missing(new, ca_file, app_password)
+    both = [t - fault for t, w in writers.writable if len(w) > 1]
+    print(
+        f"\nPatroni and PostgreSQL killed on {old}: {new} leads; first commit {recovered:.1f} s"
+        f" after the kill; {len(writers.committed)} commits acknowledged, {len(missing)} missing"
+        " (synchronous replication)"
+    )
+    assert both == [], f"two writable primaries at {both} s after the fault"
+    assert missing == [], f"{len(missing)} acknowledged commits lost: {missing[:10]}"
+
+
 def test_a_sentinel_failover_moves_the_master_and_the_application_follows(secret: Any) -> None:
     """A planned failover (SENTINEL FAILOVER as the admin): the old master becomes the replica of
     the new one, and the application's env file leads to the new master. The converge at the end
@@ -923,10 +1034,9 @@ def test_a_lost_machine_fails_over_then_the_runbook_brings_its_member_back(
 
     # A new, empty machine under the lost one's name, then the runbook.
     pgstack_lab("up", old)
-    runbook = REPO_ROOT / "docs/runbooks/ha-replace-member.md"
-    runner = Runner(runbook, {"<env>": LAB_INVENTORY.name}, ssh_command(tmp_path), timeout=1800)
+    runner, blocks = procedure("ha-replace-member.md", tmp_path)
     began = time.monotonic()
-    outputs = [runner.run(block) for _, found in sections(runbook).items() for block in found]
+    outputs = [runner.run(block) for block in blocks]
     rejoined = time.monotonic() - began
     print(f"{old} replaced: the runbook's converge and check took {rejoined:.0f} s")
     members = wait_for("both members streaming", lambda: healthy(ca_file), 120, 1)
