@@ -2,15 +2,19 @@
 # The layers of `make test`, each one a Makefile target, timed, in three phases of two lanes:
 #
 #   phase 1:  lint unit alerts integration   beside   lab-lifecycle lab
-#   phase 2:  e2e                            beside   molecule lab-debian12 lab-ha
-#   phase 3:  e2e-ha                         beside   e2e-debian12 test-upgrade
+#   phase 2:  e2e                            beside   molecule lab-debian12 e2e-debian12
+#                                                     lab-ha e2e-ha-steady
+#   phase 3:  e2e-ha-failover                beside   test-upgrade
 #
 # test-upgrade runs docs/runbooks/upgrade-to-debian13.md, from the Debian 12 lab to the lab; lab-ha
-# brings up the HA layout's lab (inventory/lab-ha), whose end-to-end tests e2e-ha runs.
+# brings up the HA layout's lab (inventory/lab-ha), whose end-to-end tests run in two parts: those
+# of the steady cluster (e2e-ha-steady), and the failovers with the converge that follows them
+# (e2e-ha-failover, marker `failover`), the longest layer after e2e.
 #
 # The lab is Debian 13; the Debian 12 lab (the same deployment on other addresses) comes up once
-# the molecule scenarios are done, and runs the end-to-end tests whose behaviour differs by release
-# once both labs are up (the second lane of phase 2 is the longer of the two without them).
+# the molecule scenarios are done, and runs the end-to-end tests whose behaviour differs by release.
+# The second lane of phase 2 carries what does not need the lab, so that it ends about when the
+# end-to-end tests do; the upgrade waits for phase 3, since it moves data onto the lab.
 #
 # A lane runs its layers in order and stops at its first failure; a phase ends when both of its
 # lanes have, and phase 2 runs only when phase 1 passed. Phase 2 waits for `make lab` because the
@@ -62,15 +66,15 @@ exec 3>&1
 status=0
 phase "lint unit alerts integration" "lab-lifecycle lab" || status=1
 if [ $status -eq 0 ]; then
-    # Two scenarios at a time beside the end-to-end tests: they still end first, and the machine
-    # keeps room for the tests' waits on alerts and drills.
-    MOLECULE_JOBS=2 phase "e2e-tests" "molecule lab-debian12 lab-ha" || status=1
+    # Two scenarios at a time beside the end-to-end tests, then the Debian 12 lab's tests and the
+    # HA lab's steady ones: the second lane ends about when the end-to-end tests do.
+    MOLECULE_JOBS=2 phase "e2e-tests" \
+        "molecule lab-debian12 e2e-debian12-tests lab-ha e2e-ha-steady-tests" || status=1
 fi
 if [ $status -eq 0 ]; then
-    # The lab is through its tests: after the Debian 12 lab's own, the upgrade runbook moves its
-    # data to the lab, which nothing else uses any more; beside them, the HA layout's tests (its
-    # failover included).
-    phase "e2e-ha-tests" "e2e-debian12-tests test-upgrade" || status=1
+    # The lab is through its tests: the upgrade runbook moves the Debian 12 lab's data to it,
+    # which nothing else uses any more; beside it, the HA layout's failovers.
+    phase "e2e-ha-failover-tests" "test-upgrade" || status=1
 fi
 # The machines are thrown away: killed, not powered off (a database host's PostgreSQL would wait
 # at shutdown on WAL archiving to its backup host, going down with it; docs/lab.md).

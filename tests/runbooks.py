@@ -38,7 +38,13 @@ HOSTS: dict[str, tuple[str, ...]] = {
     "On the backup host:": ("backup",),
     "On the monitoring host:": ("monitoring",),
     # The exporter's host that raised the alert: every host the exporter runs on.
-    "On the alert's host (its `instance` label):": ("postgres", "pgbouncer", "redis", "backup"),
+    "On the alert's host (its `instance` label):": (
+        "postgres",
+        "pgbouncer",
+        "redis",
+        "sentinel",
+        "backup",
+    ),
     # The host a node exporter alert names: any managed host (every group of the inventory).
     "On the alert's host (its `instance` label, any managed host):": (
         "postgres",

@@ -19,6 +19,10 @@ import yaml
 
 FORMAT_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$")
+# The name a Sentinel knows its master by: the rule of plugins/test/preflight.py's
+# sentinel_master_name, which the roles check redis_sentinel_master_name and
+# exporter_sentinel_master_name with (tests/unit/test_sentinel_master_name.py: the same cases).
+MASTER_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Every target's answer must arrive well inside Prometheus' default 10 s scrape timeout.
 MAX_TARGET_TIMEOUT = 8.0
 
@@ -73,6 +77,14 @@ class RedisTarget:
 
 
 @dataclasses.dataclass(frozen=True)
+class SentinelTarget(RedisTarget):
+    """A Redis Sentinel, reached as a Redis is (TLS, an ACL user), and the master it watches."""
+
+    master_name: str = dataclasses.field(kw_only=True)
+    port: int = 26379
+
+
+@dataclasses.dataclass(frozen=True)
 class TlsProbe:
     name: str
     host: str
@@ -116,6 +128,7 @@ class Config:
     postgresql: tuple[PostgresTarget, ...] = ()
     pgbouncer: tuple[PgBouncerTarget, ...] = ()
     redis: tuple[RedisTarget, ...] = ()
+    sentinel: tuple[SentinelTarget, ...] = ()
     status_files: StatusFiles | None = None
     pgbackrest: PgBackRest | None = None
     tls: TlsSettings = TlsSettings()
@@ -219,14 +232,20 @@ def _check_range(reader: _Reader, where: str, value: object, low: float, high: f
         reader.problem(where, f"must be between {low:g} and {high:g}, got {value:g}")
 
 
+def _matches(pattern: re.Pattern[str], value: str | None) -> bool:
+    """Whether the whole of ``value`` matches (a "$" alone would let a trailing newline through);
+    a value that is not a string was reported as such already."""
+    return not isinstance(value, str) or pattern.fullmatch(value) is not None
+
+
 def _check_targets(reader: _Reader, config: Config) -> None:
-    for section in ("postgresql", "pgbouncer", "redis"):
+    for section in ("postgresql", "pgbouncer", "redis", "sentinel"):
         seen: set[str] = set()
         for n, target in enumerate(getattr(config, section)):
             if target is None:
                 continue
             where = f"{section}[{n}]"
-            if not NAME_RE.match(target.name):
+            if not _matches(NAME_RE, target.name):
                 reader.problem(
                     f"{where}.name", f"must match {NAME_RE.pattern}, got {target.name!r}"
                 )
@@ -256,6 +275,13 @@ def _check_targets(reader: _Reader, config: Config) -> None:
                 )
             if isinstance(target, RedisTarget) and not target.tls and target.cert_file is not None:
                 reader.problem(f"{where}.cert_file", "a client certificate needs tls: true")
+            if isinstance(target, SentinelTarget) and not _matches(
+                MASTER_NAME_RE, target.master_name
+            ):
+                reader.problem(
+                    f"{where}.master_name",
+                    f"must match {MASTER_NAME_RE.pattern}, got {target.master_name!r}",
+                )
 
 
 def _check(reader: _Reader, config: Config) -> None:
@@ -270,7 +296,7 @@ def _check(reader: _Reader, config: Config) -> None:
         if probe is None:
             continue
         _check_range(reader, f"tls.probes[{n}].port", probe.port, 1, 65535)
-        if not NAME_RE.match(probe.name) or probe.name in names:
+        if not _matches(NAME_RE, probe.name) or probe.name in names:
             reader.problem(f"tls.probes[{n}].name", f"must be unique and match {NAME_RE.pattern}")
         names.add(probe.name)
     if config.pgbackrest is not None:

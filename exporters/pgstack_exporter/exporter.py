@@ -15,11 +15,17 @@ from pgstack_exporter import __version__
 from pgstack_exporter.collector import AnySpec, Bound, SettingsT, bind
 from pgstack_exporter.collectors import DEFAULT_ON, REGISTRY, SWITCHES, selected
 from pgstack_exporter.config import Config
+from pgstack_exporter.config import RedisTarget as RedisConfig
 from pgstack_exporter.metrics import MetricSpec, build_families, empty_families, gauge
 from pgstack_exporter.pgbackrest import CommandRunner, PgBackRestTarget, run_command
 from pgstack_exporter.pgbouncer import PgBouncerTarget
 from pgstack_exporter.postgresql import PostgresTarget
-from pgstack_exporter.redis_target import RedisConnector, RedisTarget, redis_py_connect
+from pgstack_exporter.redis_target import (
+    RedisConnector,
+    RedisTarget,
+    SentinelTarget,
+    redis_py_connect,
+)
 from pgstack_exporter.runtime import Clock, Executor, Health, ScrapePool, SystemClock, Target
 from pgstack_exporter.sql import SqlConnector, psycopg_connect
 from pgstack_exporter.status_files import StatusFilesTarget
@@ -49,7 +55,17 @@ COLLECTORS = SWITCHES
 ALL_METRICS: tuple[MetricSpec, ...] = tuple(
     dict.fromkeys([*METRICS, *(m for spec in REGISTRY for m in spec.metrics)])
 )
-HEALTH_KINDS = ("postgresql", "pgbouncer", "redis")
+HEALTH_KINDS = ("postgresql", "pgbouncer", "redis", "sentinel")
+# /health's figures of a kind beyond status and latency, as they read while it is down.
+HEALTH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "redis": {
+        "memoryPercent": None,
+        "evictedKeys": None,
+        "latencyStatus": "timeout",
+        "memoryWarning": False,
+    },
+    "sentinel": {"latencyStatus": "timeout"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +74,7 @@ class Seams:
 
     clock: Clock = dataclasses.field(default_factory=SystemClock)
     sql: SqlConnector = psycopg_connect
-    redis: RedisConnector = redis_py_connect
+    redis: RedisConnector = redis_py_connect  # Redis and Redis Sentinel
     command: CommandRunner = run_command
     certificate: CertificateProbe = probe_certificate
 
@@ -141,9 +157,10 @@ def tls_endpoints(config: Config) -> list[Endpoint]:
             out.append(
                 Endpoint(f"pgbouncer/{pgb.name}", pgb.host, pgb.port, "postgres", pgb.sslrootcert)
             )
-    for rd in config.redis:
-        if rd.tls_probe and rd.tls:
-            out.append(Endpoint(f"redis/{rd.name}", rd.host, rd.port, "tls", rd.ca_file))
+    for kind, redis_targets in (("redis", config.redis), ("sentinel", config.sentinel)):
+        for rd in redis_targets:
+            if rd.tls_probe and rd.tls:
+                out.append(Endpoint(f"{kind}/{rd.name}", rd.host, rd.port, "tls", rd.ca_file))
     for p in config.tls.probes:
         out.append(Endpoint(p.name, p.host, p.port, p.protocol, p.ca_file, p.server_name))
     return out
@@ -191,13 +208,23 @@ def _pgbouncer(
     )
 
 
-def _redis(config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]) -> list[Target]:
-    return _each_configured(
-        config.redis,
-        specs,
-        seams,
-        lambda c, bound: RedisTarget(c, seams.redis, seams.clock, pool, bound),
-    )
+def _redis_kind(
+    target: type[RedisTarget], section: Callable[[Config], Sequence[RedisConfig]]
+) -> Builder:
+    """The builder of the targets of a section read through the Redis connector: Redis, and
+    Redis Sentinel (the same connection, another target)."""
+
+    def build(
+        config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec]
+    ) -> list[Target]:
+        return _each_configured(
+            section(config),
+            specs,
+            seams,
+            lambda c, bound: target(c, seams.redis, seams.clock, pool, bound),
+        )
+
+    return build
 
 
 def _status_files(
@@ -242,7 +269,8 @@ def _tls(config: Config, seams: Seams, pool: Executor, specs: Sequence[AnySpec])
 KINDS: dict[str, Builder] = {
     "postgresql": _postgresql,
     "pgbouncer": _pgbouncer,
-    "redis": _redis,
+    "redis": _redis_kind(RedisTarget, lambda config: config.redis),
+    "sentinel": _redis_kind(SentinelTarget, lambda config: config.sentinel),
     "status_files": _status_files,
     "pgbackrest": _pgbackrest,
     "tls": _tls,
@@ -342,28 +370,24 @@ def _service(health: Health, kind: str) -> dict[str, Any]:
     }
     if not health.up:
         service["message"] = health.message or "down"
-    if kind == "redis":
-        defaults = {
-            "memoryPercent": None,
-            "evictedKeys": None,
-            "latencyStatus": "timeout",
-            "memoryWarning": False,
-        }
+    defaults = HEALTH_DEFAULTS.get(kind)
+    if defaults is not None:
         service |= defaults | dict(health.details) if health.up else defaults
     return service
 
 
 def overall_status(services: dict[str, Any]) -> str:
-    """unhealthy: a PostgreSQL or PgBouncer is down; degraded: Redis down, slow or nearly full."""
+    """unhealthy: a PostgreSQL or PgBouncer is down; degraded: Redis down, slow or nearly full,
+    or a Redis Sentinel down or slow."""
     status = "healthy"
     for key, service in services.items():
         kind = key.split(":", 1)[0]
         if kind in ("postgresql", "pgbouncer") and service["status"] != "up":
             return "unhealthy"
-        if kind == "redis" and (
+        if kind in HEALTH_DEFAULTS and (
             service["status"] != "up"
             or service["latencyStatus"] != "good"
-            or service["memoryWarning"]
+            or service.get("memoryWarning", False)
         ):
             status = "degraded"
     return status

@@ -1,15 +1,20 @@
 """Redis over TLS as the ACL user ``monitoring`` (commands: PING, INFO, CONFIG GET): one
-connection per Redis, and the scrape that runs its collectors (``collectors/redis.py``)."""
+connection per Redis, and the scrape that runs its collectors (``collectors/redis.py``).
+
+A Redis Sentinel is reached the same way, as its own ``monitoring`` user (PING, INFO and the
+SENTINEL subcommands of ``collectors/sentinel.py``): ``SentinelTarget``."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from pgstack_exporter.collector import Bound
 from pgstack_exporter.config import RedisTarget as RedisConfig
@@ -19,6 +24,7 @@ from pgstack_exporter.runtime import Clock, Executor, Health, PartRecorder, Scra
 log = logging.getLogger(__name__)
 
 KIND = "redis"
+SENTINEL_KIND = "sentinel"
 
 # /health: PING faster than this is "good", then "slow", else "timeout". The round trip is the
 # fastest of PINGS: redis-py connects lazily (and reconnects after a restart) inside the first
@@ -35,6 +41,12 @@ class RedisSession(Protocol):
     def info(self) -> dict[str, Any]: ...
 
     def config_get(self, name: str) -> dict[str, Any]: ...
+
+    def command(self, *args: str) -> Any:
+        """The server's reply to one command as the protocol gives it (bytes and lists of them
+        over RESP2; maps as dicts over RESP3, which redis-py 8 speaks by default); an error
+        reply raises ``redis.ResponseError``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -67,13 +79,21 @@ class RedisPySession:
         result: Any = self._client.config_get(name)
         return {str(key): value for key, value in dict(result).items()}
 
+    def command(self, *args: str) -> Any:
+        # redis-py reshapes only the replies of commands it names with their subcommand
+        # ("SENTINEL MASTER"); sent as separate words, the reply stays the protocol's.
+        execute: Callable[..., Any] = self._client.execute_command
+        return execute(*args)
+
     def close(self) -> None:
         with contextlib.suppress(redis.RedisError, OSError):
             self._client.close()
 
 
 def redis_py_connect(config: RedisConfig) -> RedisSession:
-    """One connection (single_connection_client), every socket operation bounded by a timeout."""
+    """One connection (single_connection_client), every socket operation bounded by a timeout
+    and tried once: redis-py 6 and later retry a refused connect or login three times with a
+    growing wait, which would outlast the target's deadline (the next scrape tries again)."""
     kwargs: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
@@ -82,7 +102,7 @@ def redis_py_connect(config: RedisConfig) -> RedisSession:
         "socket_timeout": config.timeout_seconds * 0.8,
         "socket_connect_timeout": config.timeout_seconds * 0.5,
         "single_connection_client": True,
-        "retry_on_timeout": False,
+        "retry": Retry(NoBackoff(), 0),
     }
     if config.tls:
         tls: dict[str, Any] = {
@@ -95,6 +115,15 @@ def redis_py_connect(config: RedisConfig) -> RedisSession:
         }
         kwargs.update(tls)
     return RedisPySession(redis.Redis(**kwargs))
+
+
+def latency_status(latency_ms: float) -> str:
+    """/health's latencyStatus of a PING round trip."""
+    if latency_ms < LATENCY_GOOD_MS:
+        return "good"
+    if latency_ms < LATENCY_SLOW_MS:
+        return "slow"
+    return "timeout"
 
 
 def info_number(info: dict[str, Any], key: str) -> float:
@@ -155,18 +184,25 @@ class RedisTarget(Target):
 
     def _health(self, info: dict[str, Any], ping: float) -> Health:
         latency_ms = ping * 1000
+        details = {"latencyStatus": latency_status(latency_ms), **self._details(info)}
+        return Health(up=True, latency_ms=round(latency_ms, 2), details=details)
+
+    def _details(self, info: dict[str, Any]) -> dict[str, Any]:
+        """/health's figures of this kind beyond the latency."""
         used, limit = info_number(info, "used_memory"), info_number(info, "maxmemory")
         percent = round(100.0 * used / limit, 1) if limit > 0 else None
-        if latency_ms < LATENCY_GOOD_MS:
-            latency_status = "good"
-        elif latency_ms < LATENCY_SLOW_MS:
-            latency_status = "slow"
-        else:
-            latency_status = "timeout"
-        details = {
+        return {
             "memoryPercent": percent,
             "evictedKeys": int(info_number(info, "evicted_keys")),
-            "latencyStatus": latency_status,
             "memoryWarning": percent is not None and percent > MEMORY_WARNING_PERCENT,
         }
-        return Health(up=True, latency_ms=round(latency_ms, 2), details=details)
+
+
+class SentinelTarget(RedisTarget):
+    """A Redis Sentinel: the same connection and PINGs as a Redis; /health has its latency only
+    (a sentinel holds no data)."""
+
+    kind = SENTINEL_KIND
+
+    def _details(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {}

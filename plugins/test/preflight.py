@@ -23,6 +23,10 @@ RESTORE_POINT_LABEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 CALENDAR_LINE = re.compile(r"[A-Za-z0-9 :*.,/~+-]+")
 # A user of the monitoring plane's basic auth: a plain name (never a ':', which ends the user).
 WEB_USER = re.compile(r"[A-Za-z0-9_.-]+")
+# The name Redis Sentinel knows the replicated set by (the redis role's sentinel.conf, the
+# exporter's configuration). exporters/pgstack_exporter/config.py holds the same rule
+# (MASTER_NAME_RE); tests/unit/test_sentinel_master_name.py checks both against the same cases.
+SENTINEL_MASTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def between(value: Any, low: int, high: int | None = None) -> bool:
@@ -75,6 +79,12 @@ def web_user(value: Any) -> bool:
     return isinstance(value, str) and WEB_USER.fullmatch(value) is not None
 
 
+def sentinel_master_name(value: Any) -> bool:
+    """A Sentinel master name: letters, digits, . _ - (no space, which would end it in a line of
+    sentinel.conf), 64 at most."""
+    return isinstance(value, str) and SENTINEL_MASTER_NAME.fullmatch(value) is not None
+
+
 def installed(packages: Any, facts: Any) -> bool:
     """Every package named is installed, by the host's package facts (``ansible_facts``, filled by
     ``package_facts`` in playbooks/validate.yml). Without package facts: False, so apt decides."""
@@ -98,5 +108,6 @@ class TestModule:
             "restore_point_label": restore_point_label,
             "calendar_line": calendar_line,
             "web_user": web_user,
+            "sentinel_master_name": sentinel_master_name,
             "installed": installed,
         }

@@ -1118,8 +1118,9 @@ CLUSTER = Board(
     uid="pgstack-cluster",
     title="pgstack / Cluster",
     description="The HA layout: the members and their role, replication lag, changes of leader, "
-    "etcd's members. A single database host shows as one member without Patroni.",
-    tags=("pgstack", "postgresql", "patroni", "etcd"),
+    "etcd's members, the Redis sentinels. A single database host shows as one member without "
+    "Patroni.",
+    tags=("pgstack", "postgresql", "patroni", "etcd", "redis"),
     variables=(instance_variable("pgstack_postgresql_in_recovery"),),
     rows=(
         Row(
@@ -1241,6 +1242,49 @@ CLUSTER = Board(
                     steps=above(ETCD_ELECTIONS),
                     min_value=0,
                     width=16,
+                ),
+            ),
+        ),
+        Row(
+            "Redis Sentinel",
+            (
+                Panel(
+                    "Sentinels",
+                    "The sentinels the exporters read, those that answer (RedisSentinelDown), "
+                    "those that reach the quorum (RedisSentinelNoQuorum), and the most replicas "
+                    "up and linked that one of them sees (RedisSentinelNoReplica); 0 without "
+                    "sentinels.",
+                    (
+                        Query('count(pgstack_up{kind="sentinel"}) or vector(0)', "sentinels"),
+                        Query('count(pgstack_up{kind="sentinel"} == 1) or vector(0)', "up"),
+                        Query(
+                            "count(pgstack_sentinel_quorum_reachable == 1) or vector(0)",
+                            "reach the quorum",
+                        ),
+                        Query("max(pgstack_sentinel_replicas_up) or vector(0)", "replicas up"),
+                    ),
+                    Kind.STAT,
+                    steps=(Step(None, BLUE),),
+                    width=12,
+                ),
+                stat(
+                    "Redis master down",
+                    "Do the sentinels deem the Redis master objectively down "
+                    "(RedisSentinelMasterDown after 1 min)? 0 without sentinels.",
+                    "max(pgstack_sentinel_master_odown) or vector(0)",
+                    mappings=(("0", "no", GREEN), ("1", "down", RED)),
+                    steps=(Step(None, GREEN), Step(1, RED)),
+                    width=6,
+                ),
+                stat(
+                    "Redis masters in the last hour",
+                    "Addresses the sentinels gave for the master in the last hour: 2 or more "
+                    "after a failover or switchover (RedisSentinelMasterChanged); 0 without "
+                    "sentinels.",
+                    "count(count by (master, address) "
+                    "(max_over_time(pgstack_sentinel_master_info[1h]))) or vector(0)",
+                    steps=above(2),
+                    width=6,
                 ),
             ),
         ),

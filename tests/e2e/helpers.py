@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from psycopg.conninfo import make_conninfo
 
 import release
+from layout import inventory_groups
 from pgstack_lab.machine import machine_processes
 from pgstack_lab.spec import load_spec
 
@@ -356,7 +357,9 @@ def installed_certificate_serial(host: str, path: str = "/etc/pgstack/tls/server
 
 # --- the monitoring host
 
-MON = "mon1"
+# The monitoring host, the first of the lab inventory's group monitoring: mon1 in the lab, the
+# witness in the HA lab.
+MON = inventory_groups(LAB_INVENTORY / "hosts.yml")["monitoring"][0]
 
 
 # The monitoring plane's users (inventory/lab/group_vars/all/monitoring.yml): Prometheus' on the

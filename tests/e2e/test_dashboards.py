@@ -53,6 +53,11 @@ ABSENT_ON_THE_LAB = {
     "pgstack_postgresql_replication_slot_retained_bytes",
     "node_timex_offset_seconds",
     "node_timex_sync_status",
+    # Redis Sentinel's: the lab has no sentinel; tests/e2e/test_ha.py reads them on the HA lab.
+    "pgstack_sentinel_master_info",
+    "pgstack_sentinel_master_odown",
+    "pgstack_sentinel_replicas_up",
+    "pgstack_sentinel_quorum_reachable",
 }
 
 

@@ -39,6 +39,7 @@ from helpers import (
     netns_iptables,
     parse_recap,
     pgstack_lab,
+    prometheus,
     sh,
     wait_for,
 )
@@ -885,6 +886,7 @@ def replication_mode(request: pytest.FixtureRequest, ca_file: Path, secret: Any)
             wait_for("a synchronous standby", lambda: has_sync_standby(ca_file), 60, 1)
 
 
+@pytest.mark.failover
 def test_the_leader_cut_off_under_writes_fails_over_with_one_primary_at_a_time(
     ca_file: Path, app_password: str, migration_password: str, replication_mode: bool
 ) -> None:
@@ -922,21 +924,28 @@ def test_the_leader_cut_off_under_writes_fails_over_with_one_primary_at_a_time(
         assert len(missing) < len(writers.committed)
 
 
+@pytest.mark.failover
 def test_patroni_and_postgresql_killed_on_the_leader_come_back_with_nothing_lost(
-    ca_file: Path, app_password: str, migration_password: str
+    ansible_playbook: AnsiblePlaybook, ca_file: Path, app_password: str, migration_password: str
 ) -> None:
     """SIGKILL to every process of the leader's Patroni unit at once (Patroni and the PostgreSQL
     it runs), under writes in synchronous mode: systemd starts Patroni again (Restart=on-failure,
     roles/postgresql), which finds the leader lock still its own and brings its server back; had
     the lock expired first, the other member would lead. Either way the writes come back through
-    HAProxy, two writable members are never seen, and nothing acknowledged is lost."""
+    HAProxy, two writable members are never seen, and nothing acknowledged is lost. A converge of
+    the members started right after the kill runs through the recovery and changes nothing."""
     wait_for("a synchronous standby", lambda: has_sync_standby(ca_file), 60, 1)
     old = leader(ca_file)
-    with writing(PROXIES, ca_file, app_password, migration_password) as writers:
+    with (
+        writing(PROXIES, ca_file, app_password, migration_password) as writers,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
         fault = time.monotonic()
         sh(old, "systemctl kill --signal=SIGKILL 'patroni@*.service'")
+        converge = pool.submit(ansible_playbook, playbook="playbooks/postgresql.yml")
         recovered = wait_for("a commit after the kill", lambda: writers.back_after(fault), 120, 0.1)
         members_now = wait_for("every member running again", lambda: healthy(ca_file), 180, 1)
+        assert_nothing_changed(converge.result())
         time.sleep(2)
     (new,) = [name for name, member in members_now.items() if member["role"] == "leader"]
     missing = writers.missing(new, ca_file, app_password)
@@ -950,6 +959,7 @@ def test_patroni_and_postgresql_killed_on_the_leader_come_back_with_nothing_lost
     assert missing == [], f"{len(missing)} acknowledged commits lost: {missing[:10]}"
 
 
+@pytest.mark.failover
 def test_a_sentinel_failover_moves_the_master_and_the_application_follows(secret: Any) -> None:
     """A planned failover (SENTINEL FAILOVER as the admin): the old master becomes the replica of
     the new one, and the application's env file leads to the new master. The converge at the end
@@ -979,6 +989,7 @@ def test_a_sentinel_failover_moves_the_master_and_the_application_follows(secret
     print(f"\nRedis: a planned failover from {old} to {new} took {moved:.1f} s")
 
 
+@pytest.mark.failover
 def test_a_lost_machine_fails_over_then_the_runbook_brings_its_member_back(
     ca_file: Path, app_password: str, migration_password: str, secret: Any, tmp_path: Path
 ) -> None:
@@ -1032,13 +1043,20 @@ def test_a_lost_machine_fails_over_then_the_runbook_brings_its_member_back(
     assert both == [], f"two writable primaries at {both} s after the fault"
     assert missing == [], f"{len(missing)} acknowledged commits lost: {missing[:10]}"
 
-    # A new, empty machine under the lost one's name, then the runbook.
+    # A new, empty machine under the lost one's name, then the runbook; meanwhile the monitoring
+    # host's alerts name the lost member.
     pgstack_lab("up", old)
     runner, blocks = procedure("ha-replace-member.md", tmp_path)
     began = time.monotonic()
-    outputs = [runner.run(block) for block in blocks]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        replacing = pool.submit(lambda: [runner.run(block) for block in blocks])
+        for alert, labels in lost_member_alerts(old, new):
+            wait_for(f"{alert} firing {labels}", lambda a=alert, lb=labels: firing(a, lb), 240, 2)
+        outputs = replacing.result()
     rejoined = time.monotonic() - began
     print(f"{old} replaced: the runbook's converge and check took {rejoined:.0f} s")
+    for alert, labels in lost_member_alerts(old, new)[:2]:
+        wait_for(f"{alert} resolved", lambda a=alert, lb=labels: not firing(a, lb), 120, 2)
     members = wait_for("both members streaming", lambda: healthy(ca_file), 120, 1)
     assert members[old]["role"] in STANDBY_ROLES, members
     assert old in outputs[-1], outputs[-1]
@@ -1056,9 +1074,64 @@ def test_a_lost_machine_fails_over_then_the_runbook_brings_its_member_back(
         assert fields["num-other-sentinels"] == others_seen, (host, fields)
 
 
+# --- monitoring: Prometheus and Alertmanager on the monitoring host (the witness)
+
+
+def lost_member_alerts(old: str, new: str) -> list[tuple[str, dict[str, str]]]:
+    """The alerts a member's loss fires (alerts/cluster.rules.yml, alerts/redis.rules.yml), each
+    with the labels it must carry; those of the lost member first."""
+    return [
+        ("PatroniMemberDown", {"instance": old}),
+        ("EtcdMemberDown", {"instance": old}),
+        ("PatroniLeaderChanged", {"instance": new}),
+        ("RedisSentinelMasterChanged", {"address": f"{lab_host(new).address}:6379"}),
+    ]
+
+
+def firing(alert: str, labels: dict[str, str]) -> bool:
+    """Prometheus on the monitoring host has the alert firing with those labels."""
+    return any(
+        a["labels"]["alertname"] == alert
+        and labels.items() <= a["labels"].items()
+        and a["state"] == "firing"
+        for a in prometheus("/api/v1/alerts")["alerts"]
+    )
+
+
+def test_prometheus_scrapes_patroni_etcd_and_the_exporter_on_every_member() -> None:
+    """Every target of the monitoring host is up, Patroni's and etcd's on every member among
+    them; the cluster's rules are loaded; the exporter labels each member's server with its role,
+    one primary."""
+
+    def all_up() -> list[dict[str, Any]] | None:
+        targets = prometheus("/api/v1/targets")["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+    targets = wait_for("every target up", all_up, 90, 2)
+    scraped = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
+    assert {("patroni", m) for m in MEMBERS} <= scraped, scraped
+    assert {("etcd", m) for m in group_hosts("etcd")} <= scraped, scraped
+    rules = {r["name"] for g in prometheus("/api/v1/rules")["groups"] for r in g["rules"]}
+    assert {"PatroniMemberDown", "PatroniNoLeader", "EtcdNoLeader"} <= rules, sorted(rules)
+    roles = prometheus("/api/v1/query?query=pgstack_postgresql_role")["result"]
+    assert sorted(r["metric"]["role"] for r in roles) == ["primary", "replica"], roles
+    # Every sentinel, through the exporter beside it, sees the master, its replica and a quorum.
+    for series, value in [
+        ("pgstack_sentinel_quorum_reachable", "1"),
+        ("pgstack_sentinel_replicas_up", "1"),
+        ("pgstack_sentinel_other_sentinels_up", str(len(group_hosts("sentinel")) - 1)),
+    ]:
+        found = prometheus(f"/api/v1/query?query={series}")["result"]
+        assert sorted(r["metric"]["target"] for r in found) == sorted(group_hosts("sentinel")), (
+            found
+        )
+        assert {r["value"][1] for r in found} == {value}, (series, found)
+
+
 # --- after the failovers
 
 
+@pytest.mark.failover
 def test_a_second_converge_and_check_mode_change_nothing(
     ansible_playbook: AnsiblePlaybook,
 ) -> None:

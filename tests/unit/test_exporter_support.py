@@ -109,17 +109,21 @@ class FakeSqlConnector:
 
 
 class FakeRedisSession:
-    """``on_ping`` runs inside every PING (for example a FakeClock advancing by its cost)."""
+    """``on_ping`` runs inside every PING (for example a FakeClock advancing by its cost);
+    ``replies`` answers ``command()`` by its words (an exception is raised)."""
 
     def __init__(
         self,
         info: dict[str, Any],
         config: dict[str, Any] | None = None,
         on_ping: Callable[[], None] | None = None,
+        replies: Mapping[tuple[str, ...], Any] | None = None,
     ) -> None:
         self._info = info
         self._config = config or {}
         self._on_ping = on_ping
+        self._replies = replies if replies is not None else {}
+        self.commands: list[tuple[str, ...]] = []
         self.closed = False
 
     def ping(self) -> None:
@@ -134,14 +138,28 @@ class FakeRedisSession:
     def config_get(self, name: str) -> dict[str, Any]:
         return {name: self._config[name]} if name in self._config else {}
 
+    def command(self, *args: str) -> Any:
+        self.commands.append(args)
+        reply = self._replies[args]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
     def close(self) -> None:
         self.closed = True
 
 
 class FakeRedisConnector:
-    def __init__(self, info: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        info: dict[str, Any],
+        config: dict[str, Any] | None = None,
+        replies: Mapping[tuple[str, ...], Any] | None = None,
+    ) -> None:
         self.info = info
         self.config = config
+        self.replies = dict(replies or {})
+        self.sessions: list[FakeRedisSession] = []
         self.connects = 0
         self.fail: Exception | None = None
         self.on_fail: Callable[[], None] | None = None
@@ -153,7 +171,9 @@ class FakeRedisConnector:
             if self.on_fail is not None:
                 self.on_fail()
             raise self.fail
-        return FakeRedisSession(self.info, self.config, self.on_ping)
+        session = FakeRedisSession(self.info, self.config, self.on_ping, self.replies)
+        self.sessions.append(session)
+        return session
 
 
 def dump_attempt(status: str = "success", day: int = 23, database: str = "app") -> dict[str, Any]:

@@ -113,7 +113,7 @@ def test_every_rule_is_registered() -> None:
     registered = rules.TestModule().tests()
     assert set(registered) == {
         "between", "port", "sql_identifier", "placeholder", "secret", "restore_point_label",
-        "calendar_line", "web_user", "installed",
+        "calendar_line", "web_user", "sentinel_master_name", "installed",
     }  # fmt: skip
 
 

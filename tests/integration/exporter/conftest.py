@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import exporter_servers as servers
 import pytest
 from exporter_servers import MONITORING_USER, STANZA, Postgres, Process
-from exporter_stack import REPO, ExporterProcess, Stack, start_exporter, stop_exporter
+from exporter_stack import REPO, ExporterProcess, Stack, running
 
 # The example status documents of the unit tests (documented formats), shared rather than copied.
 sys.path.insert(0, str(REPO / "tests" / "unit"))
@@ -24,15 +18,9 @@ from test_exporter_support import DRILL_PITR, DUMP_SUCCESS
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="pgstack-exporter-it-"))
-    root.chmod(0o755)
-    started: list[Any] = []
-    try:
+    with servers.scratch("pgstack-exporter-it-") as (root, started):
         pki = servers.make_pki(root / "pki")
-        password = "mon-" + os.urandom(12).hex()
-        (root / "exporter").mkdir()
-        (root / "exporter" / "monitoring.password").write_text(password + "\n")
-        (root / "exporter" / "monitoring.password").chmod(0o600)
+        password = servers.new_secret(root / "exporter" / "monitoring.password")
         tls_port = servers.free_port()
         pg_port = servers.free_port()
         planned = Postgres(root / "pg-primary", pg_port, root / "sockets")
@@ -82,19 +70,10 @@ def stack() -> Iterator[Stack]:
             status_dir,
             password,
         )
-    finally:
-        for item in reversed(started):
-            item.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
 def exporter(stack: Stack) -> Iterator[ExporterProcess]:
     """A fresh exporter process for one test (its connections start from nothing)."""
-    process = start_exporter(stack, stack.config(), f"exporter-{time.monotonic_ns()}")
-    try:
+    with running(stack.root / "exporter", stack.config(), [stack.monitoring_password]) as process:
         yield process
-    finally:
-        stop_exporter(process)
-        log = process.log.read_text()
-        assert stack.monitoring_password not in log, "the exporter logged a password"

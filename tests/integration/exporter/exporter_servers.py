@@ -16,16 +16,49 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
+
+import yaml
 
 from release import local_postgresql_bin
 
 PG_BIN = local_postgresql_bin()
+REDIS_ROLE_VARS = Path(__file__).resolve().parents[3] / "roles/redis/vars/main.yml"
 MONITORING_USER = "pgstack_monitoring"
 ADMIN_USER = "pgstack_admin"
 STANZA = "main"
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[tuple[Path, list[Stoppable]]]:
+    """A directory for servers and their files, and the list to add each server to as it starts:
+    at the end the servers are stopped, the last started first, and the directory removed."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    started: list[Stoppable] = []
+    try:
+        yield root, started
+    finally:
+        for item in reversed(started):
+            item.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def new_secret(path: Path, prefix: str = "mon") -> str:
+    """A new password in ``path`` (one line, 0600), as the exporter reads its password files."""
+    password = f"{prefix}-{os.urandom(12).hex()}"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password
 
 
 def free_port() -> int:
@@ -338,8 +371,18 @@ class Process:
     def stop(self) -> None:
         if self.popen is None or self.popen.poll() is not None:
             return
-        # runuser forwards SIGTERM to its child; the session is ours alone.
-        os.killpg(self.popen.pid, 15)
+        # runuser answers a SIGTERM by waiting 2 s before it kills its child: the server (its
+        # child) is sent it instead, and runuser exits with it. Without runuser, or its child
+        # not found, the whole session: it is ours alone.
+        children = Path(f"/proc/{self.popen.pid}/task/{self.popen.pid}/children")
+        pids: list[int] = []
+        with contextlib.suppress(OSError):
+            pids = [int(pid) for pid in children.read_text().split()]
+        if self.argv[0] == "runuser" and pids:
+            for pid in pids:
+                os.kill(pid, 15)
+        else:
+            os.killpg(self.popen.pid, 15)
         try:
             self.popen.wait(10)
         except subprocess.TimeoutExpired:
@@ -385,40 +428,146 @@ def pgbouncer(root: Path, pki: Pki, primary: Postgres, monitoring_password: str)
 
 @dataclasses.dataclass
 class Redis:
+    """A redis-server process: a Redis, or a Redis Sentinel (``--sentinel``)."""
+
     process: Process
     port: int
     admin_password: str
 
 
-def redis_server(root: Path, pki: Pki, monitoring_password: str) -> Redis:
-    directory = root / "redis"
+def role_acl(name: str) -> str:
+    """An ACL command list of roles/redis/vars/main.yml, joined as the role renders it: the test
+    servers grant the users exactly what the role grants them."""
+    return " ".join(yaml.safe_load(REDIS_ROLE_VARS.read_text(encoding="utf-8"))[name])
+
+
+def redis_server(
+    root: Path,
+    pki: Pki,
+    monitoring_password: str,
+    *,
+    name: str = "redis",
+    settings: str = "",
+    users: str = "",
+    sentinel: bool = False,
+    admin_password: str | None = None,
+) -> Redis:
+    """Redis, or with ``sentinel`` a Redis Sentinel, on TLS only with client certificates: the
+    users ``admin``, ``monitoring`` (with the role's rules for a Redis or for a sentinel) and
+    ``users`` (ACL lines), and ``settings`` (configuration lines)."""
+    directory = root / name
     directory.mkdir()
     chown(directory, "redis", 0o750)
     for source in (pki.cert, pki.key, pki.ca):
         shutil.copy(source, directory / source.name)
         chown(directory / source.name, "redis", 0o600)
     port = free_port()
-    admin_password = "admin-" + os.urandom(8).hex()
+    admin_password = admin_password or "admin-" + os.urandom(8).hex()
+    monitoring = role_acl(
+        "__redis_sentinel_monitoring_commands" if sentinel else "__redis_monitoring_commands"
+    )
     acl = directory / "users.acl"
     acl.write_text(
         "user default off resetpass resetkeys resetchannels -@all\n"
         f"user admin on >{admin_password} ~* &* +@all\n"
-        f"user monitoring on >{monitoring_password} resetkeys resetchannels -@all "
-        "+ping +info +latency +config|get\n"
+        f"user monitoring on >{monitoring_password} resetkeys resetchannels -@all {monitoring}\n"
+        f"{users}"
     )
     chown(acl, "redis", 0o600)
+    data = "" if sentinel else "maxmemory 64mb\nmaxmemory-policy noeviction\nsave 3600 1\n"
     conf = directory / "redis.conf"
     conf.write_text(
         f"port 0\ntls-port {port}\nbind 127.0.0.1\ntls-cert-file {directory / 'server.crt'}\n"
         f"tls-key-file {directory / 'server.key'}\ntls-ca-cert-file {directory / 'ca.crt'}\n"
-        f"tls-auth-clients yes\naclfile {acl}\ndir {directory}\nmaxmemory 64mb\n"
-        "maxmemory-policy noeviction\nsave 3600 1\nappendonly no\n"
+        f"tls-auth-clients yes\naclfile {acl}\ndir {directory}\n{data}appendonly no\n{settings}"
     )
     chown(conf, "redis", 0o600)
-    process = Process(["/usr/bin/redis-server", str(conf)], directory / "redis.log", user="redis")
+    argv = ["/usr/bin/redis-server", str(conf), *(["--sentinel"] if sentinel else [])]
+    process = Process(argv, directory / "redis.log", user="redis")
     process.start()
     wait_port(port)
     return Redis(process, port, admin_password)
+
+
+SENTINEL_MASTER = "pgstack"
+SENTINEL_QUORUM = 2
+# Milliseconds without a valid reply before a sentinel deems an instance down (the lab: 10000).
+SENTINEL_DOWN_AFTER_MS = 1000
+
+
+@dataclasses.dataclass
+class SentinelSet:
+    """A master, its replica and three sentinels watching them (quorum 2), as roles/redis sets
+    them up: TLS only, the role's users and rules, the sentinels' own monitoring user."""
+
+    master: Redis
+    replica: Redis
+    sentinels: list[Redis]
+    monitoring_password: str
+
+
+def sentinel_set(
+    root: Path, pki: Pki, monitoring_password: str, started: list[Stoppable]
+) -> SentinelSet:
+    """The set, each process added to ``started`` as it starts. The sentinels start once the
+    replica is linked, so that their first INFO of the master lists it."""
+    role = yaml.safe_load(REDIS_ROLE_VARS.read_text(encoding="utf-8"))
+    replication, sentinel, admin = (f"{kind}-{os.urandom(8).hex()}" for kind in "rsa")
+    users = (
+        f"user replication on >{replication} resetkeys resetchannels -@all "
+        f"{role_acl('__redis_replication_commands')}\n"
+        f"user sentinel on >{sentinel} resetkeys resetchannels "
+        f"&{role['__redis_sentinel_channel']} -@all {role_acl('__redis_sentinel_commands')}\n"
+    )
+    # Either member may be a replica after a failover: each knows how to log in to a master.
+    member = (
+        f"masteruser replication\nmasterauth {replication}\ntls-replication yes\n"
+        # A full synchronisation at once, not after the default 5 s wait for more replicas.
+        "repl-diskless-sync-delay 0\n"
+    )
+    master = redis_server(
+        root, pki, monitoring_password, name="redis-master", settings=member, users=users
+    )
+    started.append(master.process)
+    replica = redis_server(
+        root,
+        pki,
+        monitoring_password,
+        name="redis-replica",
+        settings=f"{member}replicaof 127.0.0.1 {master.port}\n",
+        users=users,
+    )
+    started.append(replica.process)
+    deadline = time.monotonic() + 20
+    while "master_link_status:up" not in redis_cli(replica, pki, "INFO", "replication"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the replica did not link to its master within 20 s")
+        time.sleep(0.05)
+    name = SENTINEL_MASTER
+    watch = (
+        f"tls-replication yes\nsentinel sentinel-user admin\nsentinel sentinel-pass {admin}\n"
+        f"sentinel monitor {name} 127.0.0.1 {master.port} {SENTINEL_QUORUM}\n"
+        f"sentinel auth-user {name} sentinel\nsentinel auth-pass {name} {sentinel}\n"
+        f"sentinel down-after-milliseconds {name} {SENTINEL_DOWN_AFTER_MS}\n"
+        # A failover that found no replica to promote blocks the next for twice this.
+        f"sentinel failover-timeout {name} 3000\n"
+    )
+    # The sentinels authenticate to each other as their common admin (sentinel-user).
+    sentinels = []
+    for n in range(3):
+        sentinels.append(
+            redis_server(
+                root,
+                pki,
+                monitoring_password,
+                name=f"sentinel-{n}",
+                settings=watch,
+                sentinel=True,
+                admin_password=admin,
+            )
+        )
+        started.append(sentinels[-1].process)
+    return SentinelSet(master, replica, sentinels, monitoring_password)
 
 
 def redis_cli(server: Redis, pki: Pki, *command: str) -> str:

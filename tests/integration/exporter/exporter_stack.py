@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +116,8 @@ class ExporterProcess:
         return code, json.loads(body)
 
 
-def start_exporter(stack: Stack, config: dict[str, Any], name: str) -> ExporterProcess:
-    directory = stack.root / "exporter"
+def start_exporter(directory: Path, config: dict[str, Any], name: str) -> ExporterProcess:
+    """An exporter process on ``config``, its configuration and log in ``directory``."""
     path = directory / f"{name}.yml"
     path.write_text(yaml.safe_dump(config))
     port = servers.free_port()
@@ -154,3 +157,18 @@ def stop_exporter(process: ExporterProcess) -> None:
     except subprocess.TimeoutExpired:
         process.popen.kill()
         process.popen.wait(10)
+
+
+@contextlib.contextmanager
+def running(
+    directory: Path, config: dict[str, Any], secrets: Sequence[str]
+) -> Iterator[ExporterProcess]:
+    """A fresh exporter process for the block (its connections start from nothing); none of
+    ``secrets`` may appear in its log."""
+    process = start_exporter(directory, config, f"exporter-{time.monotonic_ns()}")
+    try:
+        yield process
+    finally:
+        stop_exporter(process)
+        log = process.log.read_text()
+        assert not [secret for secret in secrets if secret in log], "the exporter logged a password"

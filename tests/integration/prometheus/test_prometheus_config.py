@@ -66,6 +66,8 @@ HA = {
     "pgbouncer": {"pg1": "192.0.2.61", "pg2": "192.0.2.62"},
     "etcd": {"pg1": "192.0.2.61", "pg2": "192.0.2.62", "witness": "192.0.2.63"},
     "haproxy": {"pg1": "192.0.2.61", "pg2": "192.0.2.62", "witness": "192.0.2.63"},
+    "redis": {"pg1": "192.0.2.61", "pg2": "192.0.2.62"},
+    "sentinel": {"pg1": "192.0.2.61", "pg2": "192.0.2.62", "witness": "192.0.2.63"},
 }
 # The scraped cluster: the members on loopback addresses of this machine.
 LOCAL_HA = {
@@ -204,9 +206,10 @@ def test_a_cluster_adds_patroni_and_etcd_on_each_member(
                 "targets": [f"{HA[job if job == 'etcd' else 'postgres'][host]}:{ports[job]}"],
                 "labels": {"instance": host, "job": job},
             }
-    # The exporters' jobs are the one-host layout's, over the cluster's hosts.
+    # The exporters' jobs are the one-host layout's, over the cluster's hosts: the witness too,
+    # for its sentinel.
     pgstack = found["pgstack"]["static_configs"]
-    assert [s["labels"]["instance"] for s in pgstack] == ["pg1", "pg2"]
+    assert [s["labels"]["instance"] for s in pgstack] == ["pg1", "pg2", "witness"]
 
 
 def test_a_port_out_of_range_is_refused_naming_it(runs: Outcomes) -> None:
