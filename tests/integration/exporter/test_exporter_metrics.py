@@ -39,7 +39,7 @@ PGBOUNCER_SOURCES = {
     "pgstack_pgbouncer_binds_total": "total_bind_count",
 }
 # Metrics of targets this stack has none of: the module named checks each of them.
-ELSEWHERE = {"pgstack_sentinel_": "test_exporter_sentinel.py"}
+ELSEWHERE = {"pgstack_sentinel_": "test_exporter_sentinel_servers.py"}
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
