@@ -58,6 +58,7 @@ ABSENT_ON_THE_LAB = {
     "pgstack_sentinel_master_odown",
     "pgstack_sentinel_replicas_up",
     "pgstack_sentinel_quorum_reachable",
+    "pgstack_sentinel_quorum",
 }
 
 

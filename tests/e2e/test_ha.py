@@ -1126,6 +1126,16 @@ def test_prometheus_scrapes_patroni_etcd_and_the_exporter_on_every_member() -> N
             found
         )
         assert {r["value"][1] for r in found} == {value}, (series, found)
+    # The other series the RedisSentinel* rules read (absent on the lab: test_dashboards.py).
+    for series in [
+        "pgstack_sentinel_master_info",
+        "pgstack_sentinel_master_odown",
+        "pgstack_sentinel_quorum",
+    ]:
+        found = prometheus(f"/api/v1/query?query={series}")["result"]
+        assert sorted(r["metric"]["target"] for r in found) == sorted(group_hosts("sentinel")), (
+            found
+        )
 
 
 # --- after the failovers
