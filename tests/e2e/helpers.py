@@ -172,10 +172,16 @@ def assert_nothing_changed(result: subprocess.CompletedProcess[str]) -> None:
     that changed something."""
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    recap = parse_recap(result.stdout)
+    assert_recap_unchanged(result.stdout, output)
+
+
+def assert_recap_unchanged(stdout: str, output: str | None = None) -> None:
+    """A playbook run's output (stdout) reports changed=0 on every host; a failure names the tasks
+    that changed something, with the end of output (default: stdout)."""
+    recap = parse_recap(stdout)
     changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
-    tasks = "\n".join(changed_tasks(result.stdout))
-    assert not changed, f"changed hosts {changed}:\n{tasks}\n{output[-3000:]}"
+    tasks = "\n".join(changed_tasks(stdout))
+    assert not changed, f"changed hosts {changed}:\n{tasks}\n{(output or stdout)[-3000:]}"
 
 
 def assert_failed_before_any_change(

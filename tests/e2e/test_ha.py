@@ -33,6 +33,7 @@ from helpers import (
     as_app,
     assert_failed_before_any_change,
     assert_nothing_changed,
+    assert_recap_unchanged,
     conninfo,
     failure_messages,
     lab_ssh,
@@ -504,13 +505,6 @@ def procedure(name: str, tmp_path: Path, **values: str) -> tuple[Runner, list[Bl
     return runner, [block for found in sections(runbook).values() for block in found]
 
 
-def unchanged(output: str) -> None:
-    """A playbook run's output reports changed=0 on every host."""
-    recap = parse_recap(output)
-    changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
-    assert not changed, f"changed {changed}:\n{output[-3000:]}"
-
-
 def settings_file(tmp_path: Path, settings: dict[str, str]) -> Path:
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"postgresql_settings": settings}))
@@ -555,7 +549,7 @@ def test_a_setting_changes_on_every_member_through_patroni_and_a_restart_is_repo
     # The leader handed its role over before its restart.
     assert healthy(ca_file)
     assert leader(ca_file) != first_leader
-    unchanged(runner.run(blocks[0]))
+    assert_recap_unchanged(runner.run(blocks[0]))
 
     back = ansible_playbook("--tags", "postgresql", playbook="playbooks/postgresql.yml")
     assert back.returncode == 0, back.stdout[-4000:]
@@ -644,7 +638,7 @@ def test_a_switchover_moves_the_writes_and_the_archiving_to_the_other_member(
     assert missing == []
     assert window < 10, window
     assert new in outputs[-1], outputs[-1]
-    unchanged(runner.run(blocks[0]))
+    assert_recap_unchanged(runner.run(blocks[0]))
     # pgbackrest check (on the repository host) finds the new primary, switches its WAL and
     # waits for the segment in the repository.
     pgbackrest("check")
@@ -666,7 +660,7 @@ def test_a_re_initialised_replica_is_restored_from_the_repository(
     journal = sh(replica, f"journalctl -u 'patroni@*' --since '{since}' --no-pager -o cat")
     assert "replica has been created using pgbackrest" in journal, journal[-3000:]
     without_force = runner.with_values({"-e force=true": ""})
-    unchanged(without_force.run(blocks[0]))
+    assert_recap_unchanged(without_force.run(blocks[0]))
 
 
 @pytest.mark.parametrize(
